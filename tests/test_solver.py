@@ -1,0 +1,209 @@
+"""Finite-volume solver: accuracy against an independent reference, order, front speed,
+gradients, vmap, conservation, boundaries and the observation operator."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.interpolate import RegularGridInterpolator
+
+from physreg.model import Domain, GaussianIntroductions, Link, ReactionDiffusion
+from physreg.solvers import FiniteVolumeSolver, observation_operator
+
+from ._reference import reference_1d, reference_2d
+
+L1 = 10.0
+P1 = dict(D=0.1, D_z=0.5, r=1.0, r_z=0.3, gamma=1.0, ic_x=3.0, ic_width=0.5, ic_mass=1.0)
+T1 = np.linspace(0.5, 8.0, 6)
+
+
+def z1(x):
+    return np.sin(2 * np.pi * x / L1)
+
+
+def rel(a, b):
+    return float(np.linalg.norm(np.asarray(a) - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def model1():
+    return ReactionDiffusion(Domain((0.0, L1)), D=Link("log", ("z",)), r=Link("identity", ("z",)),
+                             initial=GaussianIntroductions())
+
+
+@pytest.fixture(scope="module")
+def ref1():
+    p = P1
+    return reference_1d(
+        L1, 4096, lambda x: p["D"] * np.exp(p["D_z"] * z1(x)), lambda x: p["r"] + p["r_z"] * z1(x),
+        p["gamma"],
+        lambda x: p["ic_mass"] / np.sqrt(2 * np.pi) / p["ic_width"]
+        * np.exp(-0.5 * (x - p["ic_x"]) ** 2 / p["ic_width"] ** 2), T1)
+
+
+def solve1(model, n, **kw):
+    s = FiniteVolumeSolver(model, shape=n, **kw)
+    return s, s.solve(P1, T1, t0=0.0, cov={"z": z1(s.centres[0])})
+
+
+def test_1d_accuracy_default_resolution(model1, ref1):
+    xr, ur = ref1
+    s, u = solve1(model1, None)
+    assert s.shape == (256,)
+    uref = np.array([np.interp(s.centres[0], xr, v) for v in ur])
+    assert rel(u, uref) <= 1e-3
+    assert rel(u, uref) <= 1e-4  # measured 5e-5: keep a real margin, not a loose one
+
+
+def test_1d_spatial_order(model1, ref1):
+    xr, ur = ref1
+    errs = []
+    ns = (32, 64, 128)
+    for n in ns:
+        s, u = solve1(model1, n, max_step=0.01)
+        errs.append(rel(u, np.array([np.interp(s.centres[0], xr, v) for v in ur])))
+    slope = -np.polyfit(np.log(ns), np.log(errs), 1)[0]
+    assert slope >= 1.8, (errs, slope)
+
+
+def test_spectral_and_tridiagonal_agree(model1):
+    _, a = solve1(model1, 64, method="tridiagonal", max_step=0.005)
+    _, b = solve1(model1, 64, method="spectral", max_step=0.005)
+    assert rel(a, b) < 1e-5
+
+
+def test_front_speed_matches_fisher_kpp():
+    D, r = 0.5, 2.0
+    model = ReactionDiffusion(Domain((0.0, 600.0)), initial=GaussianIntroductions())
+    s = FiniteVolumeSolver(model, shape=3000, max_step=0.05)
+    p = dict(D=D, r=r, gamma=1.0, ic_x=0.0, ic_width=1.0, ic_mass=1.0)
+    t = np.array([100.0, 200.0, 250.0])
+    u = np.asarray(s.solve(p, t, t0=0.0))
+    x = s.centres[0]
+    # front position: where u crosses 1/2 of the carrying capacity r/gamma (linear interpolation)
+    pos = [np.interp(-0.5 * r, -v, x) for v in u]
+    speed = (pos[2] - pos[1]) / (t[2] - t[1])
+    c = 2 * np.sqrt(r * D)
+    # the Bramson correction -3/(2 lambda t) makes the finite-time speed slightly low
+    assert abs(speed / c - 1) < 0.01, (speed, c)
+
+
+def test_conservation_and_positivity_neumann():
+    model = ReactionDiffusion(Domain((0.0, 1.0)), D=Link("log", ("z",)),
+                              initial=GaussianIntroductions())
+    s = FiniteVolumeSolver(model, shape=50)
+    p = dict(D=0.01, D_z=1.0, r=0.0, gamma=0.0, ic_x=0.3, ic_width=0.05, ic_mass=2.0)
+    cov = {"z": np.where(s.centres[0] > 0.5, 2.0, -1.0)}  # sharp 20x contrast in D
+    u = np.asarray(s.solve(p, [0.5, 5.0, 500.0], t0=0.0, cov=cov))
+    mass = u.sum(-1) * s.spacing[0]
+    u0mass = np.asarray(s.initial_field(p)).sum() * s.spacing[0]
+    np.testing.assert_allclose(mass, u0mass, rtol=1e-10)
+    assert u.min() > -1e-12
+    np.testing.assert_allclose(u[-1], u0mass, rtol=1e-4)  # flat at late time on [0, 1]
+
+
+def test_dirichlet_steady_state():
+    model = ReactionDiffusion(Domain((0.0, 1.0)), competition=None, boundary="dirichlet",
+                              boundary_value=1.0, initial=GaussianIntroductions())
+    s = FiniteVolumeSolver(model, shape=40)
+    p = dict(D=1.0, r=0.0, ic_x=0.5, ic_width=0.1, ic_mass=1e-6)
+    u = np.asarray(s.solve(p, [5.0], t0=0.0))
+    np.testing.assert_allclose(u[-1], 1.0, atol=1e-6)
+
+
+def test_gradient_matches_finite_differences(model1):
+    s = FiniteVolumeSolver(model1, shape=64)
+    cov = {"z": z1(s.centres[0])}
+    names = ("D", "D_z", "r", "r_z", "gamma", "ic_x", "ic_width", "ic_mass")
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(len(T1), 64)))
+
+    def f(v):
+        return jnp.sum(w * s.solve(dict(zip(names, v)), T1, t0=0.0, cov=cov, n_sub=20))
+
+    v0 = jnp.array([P1[n] for n in names])
+    g = jax.grad(f)(v0)
+    eps = 1e-6
+    fd = np.array([(f(v0.at[i].add(eps)) - f(v0.at[i].add(-eps))) / (2 * eps)
+                   for i in range(len(names))])
+    np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-5, atol=1e-7)
+
+
+def test_vmap_over_parameter_sets(model1):
+    s = FiniteVolumeSolver(model1, shape=64)
+    cov = {"z": z1(s.centres[0])}
+    Ds = jnp.array([0.05, 0.1, 0.2])
+
+    def run(D):
+        return s.solve({**P1, "D": D}, T1, t0=0.0, cov=cov, n_sub=20)
+
+    batched = jax.vmap(run)(Ds)
+    for i, D in enumerate(Ds):
+        np.testing.assert_allclose(batched[i], run(D), rtol=1e-12, atol=1e-14)
+
+
+def test_2d_accuracy_coarse():
+    """Fast check: 2-D heterogeneous case at a coarse grid against the reference."""
+    _check_2d(shape=(24, 40), ref_shape=(96, 160), tol=3e-3)
+
+
+@pytest.mark.slow
+def test_2d_accuracy_default_resolution():
+    _check_2d(shape=None, ref_shape=(192, 320), tol=1e-3)
+
+
+def _check_2d(shape, ref_shape, tol):
+    Lx, Ly = 10.0, 6.0
+
+    def z(y, x):
+        return np.sin(2 * np.pi * x / Lx) * np.cos(np.pi * y / Ly)
+
+    p = dict(D=0.1, D_z=0.5, r=1.0, r_z=0.3, gamma=1.0, ic_x=3.0, ic_y=2.5, ic_width=0.7,
+             ic_mass=1.0)
+    T = np.linspace(0.5, 6.0, 4)
+    yr, xr, ur = reference_2d(
+        Lx, Ly, ref_shape[1], ref_shape[0], lambda y, x: p["D"] * np.exp(p["D_z"] * z(y, x)),
+        lambda y, x: p["r"] + p["r_z"] * z(y, x), p["gamma"],
+        lambda y, x: p["ic_mass"] / (2 * np.pi * p["ic_width"] ** 2)
+        * np.exp(-0.5 * ((x - p["ic_x"]) ** 2 + (y - p["ic_y"]) ** 2) / p["ic_width"] ** 2), T)
+    model = ReactionDiffusion(Domain((0.0, Lx), (0.0, Ly)), D=Link("log", ("z",)),
+                              r=Link("identity", ("z",)), initial=GaussianIntroductions())
+    s = FiniteVolumeSolver(model, shape=shape)
+    Y, X = s.mesh()
+    u = s.solve(p, T, t0=0.0, cov={"z": z(Y, X)})
+    pts = np.stack(np.meshgrid(*s.centres, indexing="ij"), -1)
+    uref = np.array([RegularGridInterpolator((yr, xr), v, bounds_error=False,
+                                             fill_value=None)(pts) for v in ur])
+    assert rel(u, uref) <= tol
+
+
+def test_observation_operator_point_and_areal():
+    model = ReactionDiffusion(Domain((0.0, 4.0), (0.0, 2.0)), initial=GaussianIntroductions())
+    s = FiniteVolumeSolver(model, shape=(20, 40))
+    Y, X = s.mesh()
+    field = np.broadcast_to(1.0 + 2.0 * X - 0.5 * Y, s.shape)[None]  # linear: interpolation exact
+    x = np.array([0.3, 1.7, 3.5])
+    y = np.array([0.4, 1.1, 1.6])
+    point = observation_operator(s, np.zeros(3, int), x, y).apply(jnp.asarray(field))
+    np.testing.assert_allclose(point, 1 + 2 * x - 0.5 * y, rtol=1e-12)
+    # the mean of a linear field over a centred disk or square is its centre value
+    for kw in (dict(radius=0.3), dict(cell_size=0.5)):
+        areal = observation_operator(s, np.zeros(3, int), x, y, **kw).apply(jnp.asarray(field))
+        np.testing.assert_allclose(areal, 1 + 2 * x - 0.5 * y, rtol=1e-10)
+    # ... but not of a curved one: the areal mean of x^2 over a square of side c adds c^2/12
+    sq = np.broadcast_to(X**2, s.shape)[None]
+    cell = observation_operator(s, np.zeros(3, int), x, y, cell_size=0.5, n_quad=10)
+    exact = x**2 + 0.5**2 / 12
+    h = s.spacing[1]  # linear interpolation of x^2 between centres is off by at most h^2 / 4
+    np.testing.assert_allclose(cell.apply(jnp.asarray(sq)), exact, atol=h**2 / 4)
+    assert np.all(np.abs(cell.apply(jnp.asarray(sq)) - x**2) > 0.5 * 0.5**2 / 12)
+
+
+def test_bad_solver_arguments(model1):
+    with pytest.raises(ValueError, match="shape"):
+        FiniteVolumeSolver(model1, shape=(10, 10))
+    with pytest.raises(ValueError, match="max_step"):
+        FiniteVolumeSolver(model1, max_step=-1.0)
+    with pytest.raises(ValueError, match="Covariates"):
+        FiniteVolumeSolver(model1, shape=20).solve(P1, T1, t0=0.0)
+    with pytest.raises(ValueError, match="Output times"):
+        FiniteVolumeSolver(model1, shape=20).solve(P1, [1.0, 0.5], t0=0.0, cov={"z": np.zeros(20)})
