@@ -4,5 +4,10 @@ Importing physreg enables JAX's float64 mode (see :mod:`physreg._config`).
 """
 
 from . import _config  # noqa: F401  (sets the float64 policy first)
+from . import data as data
+from . import datasets as datasets
+from . import likelihoods as likelihoods
+from . import model as model
+from .estimators import SolverEstimator as SolverEstimator
 
 __version__ = "0.1.0"

@@ -362,7 +362,9 @@ class ParameterSpace:
     def bounds_unconstrained(self) -> tuple[np.ndarray, np.ndarray]:
         lo = np.array(self.lower)
         hi = np.array(self.upper)
-        return (np.where(self.is_log, np.log(lo), lo), np.where(self.is_log, np.log(hi), hi))
+        log = self.is_log
+        return (np.where(log, np.log(np.where(log, lo, 1.0)), lo),
+                np.where(log, np.log(np.where(log, hi, 1.0)), hi))
 
     def clip(self, z):
         lo, hi = self.bounds_unconstrained()

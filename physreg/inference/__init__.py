@@ -1,0 +1,10 @@
+"""Inference machinery shared by the estimators: optimisation, intervals, MCMC."""
+
+from ._intervals import bootstrap_intervals as bootstrap_intervals
+from ._intervals import chi2_threshold as chi2_threshold
+from ._intervals import profile as profile
+from ._intervals import resample_weights as resample_weights
+from ._intervals import wald as wald
+from ._optimize import OptimizeResult as OptimizeResult
+from ._optimize import minimize as minimize
+from ._optimize import minimize_batch as minimize_batch

@@ -1,0 +1,213 @@
+"""Frequentist intervals shared by the solver and PINN estimators: Wald, profile, bootstrap.
+
+All work on an objective ``nll(z, data)`` over the flat unconstrained vector ``z`` (the
+*negative log-likelihood*, or a penalised version of it) and a :class:`~physreg.model.ParameterSpace`
+that maps ``z`` back to user units. Intervals are formed on the unconstrained scale (log for
+positive parameters) and mapped back, so they respect positivity and are equivariant.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from ._optimize import minimize
+
+
+def chi2_threshold(level: float) -> float:
+    """Half-width of the deviance at ``level``: the chi-square(1) quantile."""
+    _check_level(level)
+    return float(stats.chi2.ppf(level, df=1))
+
+
+def _check_level(level):
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}.")
+
+
+# ------------------------------------------------------------------------------------------
+# Wald
+# ------------------------------------------------------------------------------------------
+class WaldResult(NamedTuple):
+    cov: np.ndarray  # covariance of z (unconstrained)
+    se: np.ndarray  # standard errors of z
+    lower: np.ndarray  # interval in z
+    upper: np.ndarray
+    positive_definite: bool
+
+
+def wald(nll, z_hat, data, level: float = 0.95, hessian=None) -> WaldResult:
+    """Wald intervals ``z_hat +- q se`` from the Hessian of ``nll`` at the optimum.
+
+    A Hessian that is not positive definite (a flat or saddle direction: the parameter is not
+    identified by the data) gives NaN standard errors for the affected directions and a warning.
+    """
+    _check_level(level)
+    H = np.asarray(jax.hessian(nll)(z_hat, data) if hessian is None else hessian)
+    H = 0.5 * (H + H.T)
+    eig = np.linalg.eigvalsh(H)
+    pd = bool(np.all(eig > 1e-12 * max(1.0, np.abs(eig).max())))
+    if pd:
+        cov = np.linalg.inv(H)
+    else:
+        warnings.warn("The Hessian of the negative log-likelihood is not positive definite at the "
+                      "estimate: some parameters are not identified by these data; their Wald "
+                      "standard errors are NaN.", UserWarning, stacklevel=3)
+        cov = np.linalg.pinv(H)
+        bad = np.diag(cov) <= 0
+        cov[bad, :] = np.nan
+        cov[:, bad] = np.nan
+    se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+    q = stats.norm.ppf(0.5 + level / 2)
+    z = np.asarray(z_hat)
+    return WaldResult(cov, se, z - q * se, z + q * se, pd)
+
+
+# ------------------------------------------------------------------------------------------
+# Profile likelihood
+# ------------------------------------------------------------------------------------------
+class ProfileResult(NamedTuple):
+    """Profiles of every free parameter.
+
+    ``grid`` (p, m): values of z_j (unconstrained) where the profile was computed, sorted;
+    ``deviance`` (p, m): 2 (nll_profile - nll_hat); ``lower``/``upper`` (p,): crossings of the
+    chi-square threshold in z (inf/-inf when the profile never reaches it on that side: the data
+    do not bound the parameter there); ``converged`` (p, m).
+    """
+
+    grid: np.ndarray
+    deviance: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    converged: np.ndarray
+    threshold: float
+
+
+def profile(nll, z_hat, data, se, level: float = 0.95, *, n_points: int = 8,
+            max_sd: float = 4.0, max_steps: int = 300, refit: Callable | None = None,
+            nll_hat=None) -> ProfileResult:
+    """Profile likelihood of every component of ``z`` on a grid around the estimate.
+
+    For each parameter j and each side, the grid runs outward from ``z_hat_j`` in ``n_points``
+    steps up to ``max_sd`` Wald standard errors; every point re-optimises the other parameters,
+    warm-started from the previous point (``lax.scan``); the 2p outward scans run in one batch
+    (``vmap``). The crossing of the threshold is found by linear interpolation of the signed root
+    deviance, which is close to linear in z.
+
+    ``refit(z_start, mask, fixed, data) -> (z, nll, converged)`` replaces the default BFGS
+    re-optimisation (the PINN estimator passes its own training loop).
+    """
+    thr = chi2_threshold(level)
+    z_hat = jnp.asarray(z_hat)
+    p = z_hat.shape[0]
+    se = np.where(np.isfinite(se) & (np.asarray(se) > 0), se, 1.0)
+    f_hat = nll(z_hat, data) if nll_hat is None else nll_hat
+    if refit is None:
+
+        def refit(z0, mask, fixed, d):
+            r = minimize(nll, z0, d, mask=mask, fixed=fixed, max_steps=max_steps)
+            return r.x, r.fun, r.converged
+
+    steps = jnp.linspace(max_sd / n_points, max_sd, n_points)
+
+    def outward(j, sign):
+        mask = jnp.arange(p) == j
+
+        def body(z, k):
+            zj = z_hat[j] + sign * k * jnp.asarray(se)[j]
+            z0 = jnp.where(mask, zj, z)
+            z1, f, ok = refit(z0, mask, z0, data)
+            return jnp.where(ok, z1, z), (zj, f, ok)
+
+        _, (zj, f, ok) = jax.lax.scan(body, z_hat, steps)
+        return zj, f, ok
+
+    js = jnp.repeat(jnp.arange(p), 2)
+    signs = jnp.tile(jnp.array([-1.0, 1.0]), p)
+    zj, f, ok = jax.jit(jax.vmap(outward))(js, signs)
+    zj, f, ok = (np.asarray(a).reshape(p, 2, n_points) for a in (zj, f, ok))
+    dev = 2.0 * (f - float(f_hat))
+    grid = np.concatenate([zj[:, 0, ::-1], np.asarray(z_hat)[:, None], zj[:, 1]], axis=1)
+    deviance = np.concatenate([dev[:, 0, ::-1], np.zeros((p, 1)), dev[:, 1]], axis=1)
+    conv = np.concatenate([ok[:, 0, ::-1], np.ones((p, 1), bool), ok[:, 1]], axis=1)
+    lower = np.empty(p)
+    upper = np.empty(p)
+    for j in range(p):
+        lower[j], upper[j] = _crossings(grid[j], deviance[j], conv[j], float(z_hat[j]), thr)
+    if np.any(deviance < -1e-3 * max(1.0, thr)):
+        warnings.warn("The profile went below the optimum: the fit had not reached the maximum "
+                      "likelihood; intervals are approximate. Refit with more starts.",
+                      UserWarning, stacklevel=2)
+    return ProfileResult(grid, deviance, lower, upper, conv, thr)
+
+
+def _crossings(z, dev, ok, z0, thr):
+    """Where the signed root deviance crosses +-sqrt(thr), by linear interpolation."""
+    q = np.sqrt(thr)
+    keep = ok & np.isfinite(dev)
+    z, dev = z[keep], np.maximum(dev[keep], 0.0)
+    root = np.sign(z - z0) * np.sqrt(dev)
+    out = []
+    for side in (-1, 1):
+        sel = (np.sign(z - z0) == side) | (z == z0)
+        zs, rs = z[sel], root[sel]
+        order = np.argsort(side * zs)
+        zs, rs = zs[order], side * rs[order]  # outward, increasing root
+        hit = np.nonzero(rs >= q)[0]
+        if len(hit) == 0:
+            out.append(side * np.inf)
+            continue
+        k = hit[0]
+        if k == 0:
+            out.append(zs[0])
+            continue
+        a, b = rs[k - 1], rs[k]
+        t = (q - a) / (b - a) if b != a else 0.0
+        out.append(zs[k - 1] + t * (zs[k] - zs[k - 1]))
+    return out[0], out[1]
+
+
+# ------------------------------------------------------------------------------------------
+# Bootstrap
+# ------------------------------------------------------------------------------------------
+def bootstrap_intervals(z_boot, z_hat, level: float = 0.95, kind: str = "percentile"):
+    """Percentile or basic bootstrap intervals on the unconstrained scale.
+
+    ``z_boot`` (B, p) refitted estimates (rows with NaN — failed refits — are dropped).
+    percentile: the (a/2, 1-a/2) quantiles of z*; basic: 2 z_hat - those quantiles reversed.
+    """
+    _check_level(level)
+    z_boot = np.asarray(z_boot)
+    z_boot = z_boot[np.all(np.isfinite(z_boot), axis=1)]
+    if len(z_boot) < 10:
+        raise ValueError(f"Only {len(z_boot)} bootstrap refits succeeded; at least 10 are needed.")
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(z_boot, [a, 1.0 - a], axis=0)
+    if kind == "percentile":
+        return lo, hi
+    if kind == "basic":
+        z = np.asarray(z_hat)
+        return 2 * z - hi, 2 * z - lo
+    raise ValueError(f"kind must be 'percentile' or 'basic', got {kind!r}.")
+
+
+def resample_weights(key, n_obs: int, n_boot: int, blocks=None):
+    """Non-parametric bootstrap as observation weights (multinomial counts).
+
+    ``blocks`` (n_obs,) integer labels: resample whole blocks (e.g. time slices) with
+    replacement, so that dependence within a block is kept.
+    """
+    if blocks is None:
+        idx = jax.random.randint(key, (n_boot, n_obs), 0, n_obs)
+        return jax.vmap(lambda i: jnp.zeros(n_obs).at[i].add(1.0))(idx)
+    labels, inv = np.unique(np.asarray(blocks), return_inverse=True)
+    nb = len(labels)
+    idx = jax.random.randint(key, (n_boot, nb), 0, nb)
+    counts = jax.vmap(lambda i: jnp.zeros(nb).at[i].add(1.0))(idx)
+    return counts[:, jnp.asarray(inv)]
