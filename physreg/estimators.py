@@ -29,7 +29,7 @@ from .inference._intervals import (
     wald,
 )
 from .inference._optimize import best_of, minimize_batch
-from .likelihoods import ObservationModel, get_observation_model
+from .likelihoods import get_observation_model
 from .model import (
     Domain,
     FirstObservation,
@@ -482,11 +482,20 @@ class SolverEstimator(ReactionDiffusionEstimator):
         self.covariance_ = res.cov
         return self._interval_array(res.lower, res.upper, level, "wald")
 
-    def _ci_profile(self, level, n_points=8, max_sd=4.0):
+    def _which(self, params):
+        if params is None:
+            return None
+        bad = [n for n in params if n not in self.space_.free]
+        if bad:
+            raise ValueError(f"Cannot profile {bad}: free parameters are {list(self.space_.free)}.")
+        return [self.space_.free.index(n) for n in params]
+
+    def _ci_profile(self, level, n_points=6, max_sd=4.0, params=None):
+        """Profile-likelihood intervals; ``params`` restricts the profiles to those names."""
         w = wald(self.problem_.nll, jnp.asarray(self.z_), None, level)
         res = profile(self.problem_.nll, jnp.asarray(self.z_), None, w.se, level,
                       n_points=n_points, max_sd=max_sd, max_steps=int(self.max_iter),
-                      nll_hat=self.nll_)
+                      nll_hat=self.nll_, which=self._which(params))
         user = np.asarray(self.space_.to_user(jnp.asarray(res.grid.T))).T
         self.profiles_ = xr.Dataset(
             {"deviance": (("param", "point"), res.deviance),
@@ -495,7 +504,7 @@ class SolverEstimator(ReactionDiffusionEstimator):
             coords={"param": list(self.space_.free)},
             attrs={"threshold": res.threshold, "level": level})
         unbounded = [n for n, a, b in zip(self.space_.free, res.lower, res.upper, strict=True)
-                     if not (np.isfinite(a) and np.isfinite(b))]
+                     if np.isinf(a) or np.isinf(b)]
         if unbounded:
             warnings.warn(f"The profile of {unbounded} does not reach the threshold within "
                           f"{max_sd} standard errors on one side: the interval is open there "

@@ -118,7 +118,7 @@ def test_gradient_matches_finite_differences(model1):
     w = jnp.asarray(np.random.default_rng(0).normal(size=(len(T1), 64)))
 
     def f(v):
-        return jnp.sum(w * s.solve(dict(zip(names, v)), T1, t0=0.0, cov=cov, n_sub=20))
+        return jnp.sum(w * s.solve(dict(zip(names, v, strict=False)), T1, t0=0.0, cov=cov, n_sub=20))
 
     v0 = jnp.array([P1[n] for n in names])
     g = jax.grad(f)(v0)
