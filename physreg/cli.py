@@ -1,0 +1,148 @@
+"""Command line: ``physreg demo`` and ``physreg fit FILE.nc``."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+app = typer.Typer(help="physreg: fit reaction-diffusion models to xarray/netCDF data.",
+                  no_args_is_help=True, add_completion=False)
+
+
+def _estimator(method: str, **kw):
+    import physreg
+
+    if method == "solver":
+        return physreg.SolverEstimator(**kw)
+    if method == "pinn":
+        try:
+            from physreg.pinn import PINNEstimator
+        except ImportError as e:  # pragma: no cover - until the PINN estimator lands
+            raise typer.BadParameter(f"the PINN estimator is not available: {e}") from e
+        return PINNEstimator(**kw)
+    raise typer.BadParameter(f"unknown method {method!r}; use 'solver' or 'pinn'.")
+
+
+def _table(est, ci, truth=None) -> str:
+    rows = [f"{'param':<10} {'truth':>10} {'estimate':>10} {'lower':>10} {'upper':>10}  units"]
+    for n in est.params_.param.values:
+        v = float(est.params_.sel(param=n))
+        t = truth.get(str(n), np.nan) if truth else np.nan
+        if n in ci.param.values:
+            lo, hi = ci.sel(param=n).values
+        else:
+            lo = hi = np.nan
+        u = est.param_units_.get(str(n), "")
+        rows.append(f"{n:<10} {t:>10.4g} {v:>10.4g} {lo:>10.4g} {hi:>10.4g}  {u}")
+    return "\n".join(rows)
+
+
+def _write_outputs(est, obs, ci, out: Path, extra: dict, verbose: bool):
+    from physreg import plotting
+
+    out.mkdir(parents=True, exist_ok=True)
+    res = {
+        "estimator": type(est).__name__,
+        "params": {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values},
+        "units": dict(est.param_units_),
+        "interval": {str(n): [float(v) for v in ci.sel(param=n).values]
+                     for n in ci.param.values},
+        "interval_method": ci.attrs["method"],
+        "level": ci.attrs["level"],
+        **extra,
+    }
+    (out / "estimates.json").write_text(json.dumps(res, indent=2))
+    ci.to_dataset(name="interval").to_netcdf(out / "intervals.nc", engine="h5netcdf")
+    plotting.plot_fit(est, obs).savefig(out / "fit.png", dpi=110)
+    if hasattr(est, "profiles_"):
+        plotting.plot_profiles(est).savefig(out / "profiles.png", dpi=110)
+    if hasattr(est, "bootstrap_"):
+        plotting.plot_bootstrap(est).savefig(out / "bootstrap.png", dpi=110)
+    if verbose:
+        typer.echo(f"wrote {out}/estimates.json, intervals.nc and figures")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the results and figures.")] = Path(
+        "physreg-demo"),
+    interval: Annotated[str, typer.Option(help="profile, wald or bootstrap.")] = "profile",
+):
+    """Fit the bundled 1-D synthetic dataset and print truth, estimates, intervals and time."""
+    from physreg import datasets
+
+    ds = datasets.load_example("fkpp1d_gaussian")
+    truth = datasets.truth_of(ds)
+    typer.echo("physreg demo: Fisher-KPP, 1-D, Gaussian noise; solver maximum likelihood")
+    typer.echo(f"data: {dict(ds.sizes)}  (bundled file data/fkpp1d_gaussian.nc)")
+    est = _estimator("solver", initial="gaussian", t0=float(ds.attrs.get("t0", 0.0)),
+                     grid=128, verbose=True)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est.fit(ds)
+        t_fit = time.perf_counter() - t0
+        kw = {"params": ["D", "r", "gamma"]} if interval == "profile" else {}
+        ci = est.confidence_intervals(method=interval, **kw)
+    t_all = time.perf_counter() - t0
+    typer.echo(_table(est, ci, truth))
+    typer.echo(f"\n{ci.attrs['method']} {ci.attrs['level']:.0%} intervals; fit {t_fit:.1f} s, "
+               f"fit + intervals {t_all:.1f} s (including JAX compilation)")
+    _write_outputs(est, ds, ci, out, {"truth": truth, "fit_seconds": t_fit,
+                                      "total_seconds": t_all}, True)
+
+
+@app.command()
+def fit(
+    path: Annotated[Path, typer.Argument(help="netCDF file with the observations.")],
+    target: Annotated[str, typer.Option(help="Observed variable.")] = "density",
+    method: Annotated[str, typer.Option(help="solver or pinn.")] = "solver",
+    likelihood: Annotated[str, typer.Option(help="gaussian, lognormal, poisson, negbin, "
+                                                 "binomial, bernoulli.")] = "gaussian",
+    initial: Annotated[str, typer.Option(help="first (first time slice) or gaussian.")] = "first",
+    covariates: Annotated[Path | None, typer.Option(help="netCDF file of covariates.")] = None,
+    diffusion_covariate: Annotated[list[str] | None, typer.Option(help="covariate in log D.")] = None,
+    growth_covariate: Annotated[list[str] | None, typer.Option(help="covariate in r.")] = None,
+    competition: Annotated[str, typer.Option(help="gamma, K or none.")] = "gamma",
+    fix: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
+    interval: Annotated[str, typer.Option(help="profile, wald or bootstrap.")] = "profile",
+    level: float = 0.95,
+    out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("physreg-fit"),
+    seed: int = 0,
+):
+    """Fit a user's netCDF file; write estimates, intervals and figures."""
+    import xarray as xr
+
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist.")
+    ds = xr.open_dataset(path, engine="h5netcdf").load()
+    cov = xr.open_dataset(covariates, engine="h5netcdf").load() if covariates else None
+    fixed = {}
+    for item in fix or []:
+        name, _, value = item.partition("=")
+        try:
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"--fix expects NAME=VALUE, got {item!r}.") from None
+    est = _estimator(method, target=target, likelihood=likelihood, initial=initial,
+                     diffusion_covariates=tuple(diffusion_covariate or ()),
+                     growth_covariates=tuple(growth_covariate or ()),
+                     competition=None if competition == "none" else competition,
+                     fixed=fixed or None, random_state=seed, verbose=True)
+    t0 = time.perf_counter()
+    est.fit(ds, covariates=cov)
+    ci = est.confidence_intervals(level=level, method=interval)
+    elapsed = time.perf_counter() - t0
+    typer.echo(_table(est, ci))
+    typer.echo(f"\n{ci.attrs['method']} intervals at {level:.0%}; {elapsed:.1f} s")
+    _write_outputs(est, ds, ci, out, {"seconds": elapsed, "file": str(path)}, True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
