@@ -8,6 +8,7 @@ from . import data as data
 from . import datasets as datasets
 from . import likelihoods as likelihoods
 from . import model as model
+from . import model_selection as model_selection
 from .estimators import SolverEstimator as SolverEstimator
 
 __version__ = "0.1.0"
