@@ -38,6 +38,8 @@ class SolverProblem(eqx.Module):
     operator: ObservationOperator
     extras: dict
     y: jax.Array
+    lower: jax.Array  # bounds on the unconstrained scale (leaves, not static: see structure())
+    upper: jax.Array
     penalty_weight: float = eqx.field(static=True, default=1e4)
 
     @property
@@ -64,8 +66,7 @@ class SolverProblem(eqx.Module):
 
     def penalty(self, z):
         """Smooth quadratic penalty outside the parameter box (zero inside)."""
-        lo, hi = self.space.bounds_unconstrained()
-        out = jnp.maximum(z - hi, 0.0) + jnp.maximum(lo - z, 0.0)
+        out = jnp.maximum(z - self.upper, 0.0) + jnp.maximum(self.lower - z, 0.0)
         return self.penalty_weight * jnp.sum(out**2)
 
     def nll(self, z, data=None):
@@ -125,9 +126,10 @@ def build_problem(obs: Observations, solver: FiniteVolumeSolver, likelihood: Obs
     extras = {k: jnp.asarray(v[keep]) for k, v in obs.extras.items() if k in _EXTRA_KEYS}
     if isinstance(ic, FirstObservation) and u0 is None:
         raise ValueError("initial='first' needs u0 (see interpolate_first_slice).")
+    lo, hi = space.bounds_unconstrained()
     return SolverProblem(
-        solver=solver, likelihood=likelihood, space=space, n_sub=int(n_sub),
+        solver=solver, likelihood=likelihood, space=space.structure(), n_sub=int(n_sub),
         t_save=jnp.asarray(t_save, float), t0=jnp.asarray(t0, float),
         u0=None if u0 is None else jnp.asarray(u0, float),
         cov={k: jnp.asarray(v, float) for k, v in cov_grid.items()}, operator=op, extras=extras,
-        y=jnp.asarray(obs.value[keep], float))
+        y=jnp.asarray(obs.value[keep], float), lower=jnp.asarray(lo), upper=jnp.asarray(hi))

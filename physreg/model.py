@@ -366,6 +366,15 @@ class ParameterSpace:
         return (np.where(log, np.log(np.where(log, lo, 1.0)), lo),
                 np.where(log, np.log(np.where(log, hi, 1.0)), hi))
 
+    def structure(self) -> ParameterSpace:
+        """The same space without its bounds (placeholders), for use as a static jit argument.
+
+        Bounds depend on the data's scales; keeping them out of what ``jit`` hashes lets one
+        compiled program serve every dataset of the same shape (replicates of a study).
+        """
+        lo = tuple(1e-300 if t == "log" else -1e300 for t in self.transforms)
+        return ParameterSpace(self.free, self.transforms, lo, (1e300,) * len(lo), self.fixed)
+
     def clip(self, z):
         lo, hi = self.bounds_unconstrained()
         return jnp.clip(z, lo, hi)

@@ -135,32 +135,13 @@ def profile(nll, z_hat, data, se, level: float = 0.95, *, n_points: int = 6,
     p = z_hat.shape[0]
     se = np.where(np.isfinite(se) & (np.asarray(se) > 0), se, 1.0)
     f_hat = nll(z_hat, data) if nll_hat is None else nll_hat
-    if refit is None:
-
-        def refit(z0, mask, fixed, d):
-            r = minimize(nll, z0, d, mask=mask, fixed=fixed, max_steps=max_steps, rtol=rtol,
-                         atol=atol)
-            return r.x, r.fun, r.converged
-
     steps = jnp.linspace(max_sd / n_points, max_sd, n_points)
-
-    def outward(j, sign):
-        mask = jnp.arange(p) == j
-
-        def body(z, k):
-            zj = z_hat[j] + sign * k * jnp.asarray(se)[j]
-            z0 = jnp.where(mask, zj, z)
-            z1, f, ok = refit(z0, mask, z0, data)
-            return jnp.where(ok, z1, z), (zj, f, ok)
-
-        _, (zj, f, ok) = jax.lax.scan(body, z_hat, steps)
-        return zj, f, ok
-
     which = np.arange(p) if which is None else np.asarray(which, int)
     js = jnp.repeat(jnp.asarray(which), 2)
     signs = jnp.tile(jnp.array([-1.0, 1.0]), len(which))
-    zj_, f_, ok_ = (np.asarray(a).reshape(len(which), 2, n_points)
-                    for a in jax.jit(jax.vmap(outward))(js, signs))
+    out = _profile_scans(nll, refit, z_hat, data, jnp.asarray(se, float), steps, js, signs,
+                         rtol=rtol, atol=atol, max_steps=max_steps)
+    zj_, f_, ok_ = (np.asarray(a).reshape(len(which), 2, n_points) for a in out)
     zj = np.full((p, 2, n_points), np.nan)
     f = np.full((p, 2, n_points), np.nan)
     ok = np.zeros((p, 2, n_points), bool)
@@ -178,6 +159,33 @@ def profile(nll, z_hat, data, se, level: float = 0.95, *, n_points: int = 6,
                       "likelihood; intervals are approximate. Refit with more starts.",
                       UserWarning, stacklevel=2)
     return ProfileResult(grid, deviance, lower, upper, conv, thr)
+
+
+@eqx.filter_jit
+def _profile_scans(nll, refit, z_hat, data, se, steps, js, signs, *, rtol, atol, max_steps):
+    """The outward scans of every (parameter, side) pair, batched; compiled once per problem
+    structure (``nll`` is a pytree, e.g. a bound method of an equinox module)."""
+    p = z_hat.shape[0]
+    if refit is None:
+
+        def refit(z0, mask, fixed, d):
+            r = minimize(nll, z0, d, mask=mask, fixed=fixed, max_steps=max_steps, rtol=rtol,
+                         atol=atol)
+            return r.x, r.fun, r.converged
+
+    def outward(j, sign):
+        mask = jnp.arange(p) == j
+
+        def body(z, k):
+            zj = z_hat[j] + sign * k * se[j]
+            z0 = jnp.where(mask, zj, z)
+            z1, f, ok = refit(z0, mask, z0, data)
+            return jnp.where(ok, z1, z), (zj, f, ok)
+
+        _, out = jax.lax.scan(body, z_hat, steps)
+        return out
+
+    return jax.vmap(outward)(js, signs)
 
 
 def _crossings(z, dev, ok, z0, thr):
