@@ -10,5 +10,6 @@ from . import likelihoods as likelihoods
 from . import model as model
 from . import model_selection as model_selection
 from .estimators import SolverEstimator as SolverEstimator
+from .mcmc import MCMCEstimator as MCMCEstimator
 
 __version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""MCMCEstimator with the solver forward model: posterior vs the MLE, DataTree, intervals."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import physreg
+from physreg.mcmc import MCMCEstimator
+
+from .test_solver_estimator import TRUTH, make_data
+
+FIXED = {k: TRUTH[k] for k in ("gamma", "ic_x", "ic_width", "ic_mass")}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data(seed=3, n_times=6, n_sites=15)
+
+
+@pytest.fixture(scope="module")
+def posterior(data):
+    est = MCMCEstimator(initial="gaussian", t0=0.0, grid=32, fixed=FIXED, num_chains=2,
+                        num_warmup=150, num_samples=150, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 300 draws: ESS < 400 is expected here
+        return est.fit(data)
+
+
+def test_posterior_agrees_with_mle(posterior, data):
+    mle = physreg.SolverEstimator(initial="gaussian", t0=0.0, grid=32, fixed=FIXED,
+                                  n_starts=1).fit(data)
+    post = posterior.posterior_["posterior"]
+    for name in ("D", "r"):
+        draws = post[name].values.ravel()
+        # flat-ish prior, 90 observations: posterior mean within 0.5 posterior sd of the MLE
+        assert abs(draws.mean() - float(mle.params_.sel(param=name))) < 0.5 * draws.std()
+        ci = posterior.confidence_intervals(level=0.95)
+        lo, hi = ci.sel(param=name).values
+        assert lo < TRUTH[name] < hi
+
+
+def test_datatree_and_diagnostics(posterior):
+    dt = posterior.posterior_
+    assert set(dt.children) >= {"posterior", "sample_stats"}
+    assert dt["posterior"]["D"].dims == ("chain", "draw")
+    assert dt["posterior"]["D"].shape == (2, 150)
+    assert "diverging" in dt["sample_stats"]
+    s = posterior.summary_
+    assert s["D"]["r_hat"] < 1.1
+    assert posterior.params_.dims == ("param",)
+
+
+def test_unimplemented_forward_and_bad_args(data):
+    with pytest.raises(NotImplementedError, match="hyperpinn"):
+        MCMCEstimator(forward="hyperpinn").fit(data)
+    with pytest.raises(ValueError, match="forward"):
+        MCMCEstimator(forward="magic").fit(data)
+    with pytest.raises(ValueError, match="sampler"):
+        MCMCEstimator(sampler="gibbs").fit(data)
