@@ -185,6 +185,8 @@ class ReactionDiffusionEstimator(BaseEstimator):
                 out[n] = x or ""
             elif n == "ic_t0":
                 out[n] = t or ""
+            elif n.endswith("_mass"):
+                out[n] = f"{v} {x}^{self.obs_.ndim}" if v and x else ""
             else:
                 out[n] = ""
         return out

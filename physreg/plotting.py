@@ -85,7 +85,8 @@ def plot_profiles(est, *, fig=None):
         raise ValueError("No profiles yet: call confidence_intervals(method='profile') first.")
     plt = _plt()
     prof: xr.Dataset = est.profiles_
-    names = [n for n in prof.param.values if np.isfinite(prof.deviance.sel(param=n)).any()]
+    names = [n for n in prof.param.values
+             if np.isfinite(prof.deviance.sel(param=n)).sum() > 1]  # profiled ones only
     ncol = min(4, len(names))
     nrow = int(np.ceil(len(names) / ncol))
     fig = fig or plt.figure(figsize=(3.6 * ncol, 3.0 * nrow), layout="constrained")
