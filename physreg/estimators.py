@@ -28,7 +28,7 @@ from .inference._intervals import (
     resample_weights,
     wald,
 )
-from .inference._optimize import best_of, minimize_batch
+from .inference._optimize import best_of, minimize_batch, whitening
 from .likelihoods import get_observation_model
 from .model import (
     Domain,
@@ -497,7 +497,7 @@ class SolverEstimator(ReactionDiffusionEstimator):
         w = wald(self.problem_.nll, jnp.asarray(self.z_), None, level)
         res = profile(self.problem_.nll, jnp.asarray(self.z_), None, w.se, level,
                       n_points=n_points, max_sd=max_sd, max_steps=int(self.max_iter),
-                      nll_hat=self.nll_, which=self._which(params))
+                      nll_hat=self.nll_, which=self._which(params), hessian=w.hessian)
         user = np.asarray(self.space_.to_user(jnp.asarray(res.grid.T))).T
         self.profiles_ = xr.Dataset(
             {"deviance": (("param", "point"), res.deviance),
@@ -537,6 +537,8 @@ class SolverEstimator(ReactionDiffusionEstimator):
         else:
             raise ValueError(f"scheme must be 'parametric', 'nonparametric' or 'block', got "
                              f"{scheme!r}.")
+        # refits start at the estimate, whitened by the Hessian there (few BFGS iterations)
+        precond = jnp.asarray(whitening(wald(prob.nll, z_hat, None, level).hessian))
         zs, ok = [], []
         chunks = range(0, n_boot, batch_size)
         for s in _progress(chunks, self.verbose, desc="bootstrap", unit="batch"):
@@ -544,7 +546,7 @@ class SolverEstimator(ReactionDiffusionEstimator):
             b = ys[sl].shape[0]
             res = minimize_batch(prob.nll, jnp.broadcast_to(z_hat, (b, z_hat.shape[0])),
                                  (ys[sl], ws[sl]), max_steps=int(self.max_iter), rtol=self.tol,
-                                 atol=self.tol, data_axis=0)
+                                 atol=self.tol, data_axis=0, precond=precond)
             zs.append(np.asarray(res.x))
             ok.append(np.asarray(res.converged))
         zb = np.concatenate(zs)

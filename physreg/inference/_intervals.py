@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from ._optimize import minimize
+from ._optimize import conditional_whitening, minimize
 
 
 def chi2_threshold(level: float) -> float:
@@ -36,6 +36,7 @@ def _check_level(level):
 # Wald
 # ------------------------------------------------------------------------------------------
 class WaldResult(NamedTuple):
+    hessian: np.ndarray  # of the negative log-likelihood at z_hat
     cov: np.ndarray  # covariance of z (unconstrained)
     se: np.ndarray  # standard errors of z
     lower: np.ndarray  # interval in z
@@ -91,7 +92,7 @@ def wald(nll, z_hat, data, level: float = 0.95, hessian=None) -> WaldResult:
     se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     q = stats.norm.ppf(0.5 + level / 2)
     z = np.asarray(z_hat)
-    return WaldResult(cov, se, z - q * se, z + q * se, pd)
+    return WaldResult(H, cov, se, z - q * se, z + q * se, pd)
 
 
 # ------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class ProfileResult(NamedTuple):
 def profile(nll, z_hat, data, se, level: float = 0.95, *, n_points: int = 6,
             max_sd: float = 4.0, max_steps: int = 300, refit: Callable | None = None,
             nll_hat=None, rtol: float = 1e-7, atol: float = 1e-7,
-            which=None) -> ProfileResult:
+            which=None, hessian=None) -> ProfileResult:
     """Profile likelihood of every component of ``z`` on a grid around the estimate.
 
     For each parameter j and each side, the grid runs outward from ``z_hat_j`` in ``n_points``
@@ -128,7 +129,9 @@ def profile(nll, z_hat, data, se, level: float = 0.95, *, n_points: int = 6,
 
     ``refit(z_start, mask, fixed, data) -> (z, nll, converged)`` replaces the default BFGS
     re-optimisation (the PINN estimator passes its own training loop). ``which``: indices of
-    the parameters to profile (default all); the others get NaN rows.
+    the parameters to profile (default all); the others get NaN rows. ``hessian``: of ``nll``
+    at ``z_hat``; when given, each re-optimisation is whitened by the conditional Hessian
+    (see :func:`~physreg.inference.minimize`), which cuts the BFGS iterations several-fold.
     """
     thr = chi2_threshold(level)
     z_hat = jnp.asarray(z_hat)
@@ -139,8 +142,13 @@ def profile(nll, z_hat, data, se, level: float = 0.95, *, n_points: int = 6,
     which = np.arange(p) if which is None else np.asarray(which, int)
     js = jnp.repeat(jnp.asarray(which), 2)
     signs = jnp.tile(jnp.array([-1.0, 1.0]), len(which))
+    if hessian is not None:
+        pre = np.stack([conditional_whitening(hessian, int(j)) for j in np.asarray(js)])
+    else:
+        pre = np.stack([np.diag(np.where(np.arange(p) == int(j), 0.0, se))
+                        for j in np.asarray(js)])
     out = _profile_scans(nll, refit, z_hat, data, jnp.asarray(se, float), steps, js, signs,
-                         rtol=rtol, atol=atol, max_steps=max_steps)
+                         jnp.asarray(pre), rtol=rtol, atol=atol, max_steps=max_steps)
     zj_, f_, ok_ = (np.asarray(a).reshape(len(which), 2, n_points) for a in out)
     zj = np.full((p, 2, n_points), np.nan)
     f = np.full((p, 2, n_points), np.nan)
@@ -162,30 +170,32 @@ def profile(nll, z_hat, data, se, level: float = 0.95, *, n_points: int = 6,
 
 
 @eqx.filter_jit
-def _profile_scans(nll, refit, z_hat, data, se, steps, js, signs, *, rtol, atol, max_steps):
+def _profile_scans(nll, refit, z_hat, data, se, steps, js, signs, pre, *, rtol, atol,
+                   max_steps):
     """The outward scans of every (parameter, side) pair, batched; compiled once per problem
     structure (``nll`` is a pytree, e.g. a bound method of an equinox module)."""
     p = z_hat.shape[0]
-    if refit is None:
+    def outward(j, sign, P):
+        if refit is None:
 
-        def refit(z0, mask, fixed, d):
-            r = minimize(nll, z0, d, mask=mask, fixed=fixed, max_steps=max_steps, rtol=rtol,
-                         atol=atol)
-            return r.x, r.fun, r.converged
-
-    def outward(j, sign):
+            def fit(z0, mask, fixed, d):
+                r = minimize(nll, z0, d, mask=mask, fixed=fixed, max_steps=max_steps,
+                             rtol=rtol, atol=atol, precond=P)
+                return r.x, r.fun, r.converged
+        else:
+            fit = refit
         mask = jnp.arange(p) == j
 
         def body(z, k):
             zj = z_hat[j] + sign * k * se[j]
             z0 = jnp.where(mask, zj, z)
-            z1, f, ok = refit(z0, mask, z0, data)
+            z1, f, ok = fit(z0, mask, z0, data)
             return jnp.where(ok, z1, z), (zj, f, ok)
 
         _, out = jax.lax.scan(body, z_hat, steps)
         return out
 
-    return jax.vmap(outward)(js, signs)
+    return jax.vmap(outward)(js, signs, pre)
 
 
 def _crossings(z, dev, ok, z0, thr):
