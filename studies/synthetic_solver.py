@@ -56,16 +56,18 @@ def run(name, ds, cov=None, profile=("D", "r"), **kw):
 def main():
     OUT.mkdir(exist_ok=True)
     res = []
-    res.append(run("fkpp1d_gaussian", physreg.datasets.load_example("fkpp1d_gaussian"),
-                   grid=128))
-    res.append(run("fkpp1d_scattered_poisson",
-                   physreg.datasets.load_example("fkpp1d_scattered_poisson"),
-                   likelihood=Poisson(kappa=50.0), grid=128))
+
+    def save(out):  # after every dataset, so a long 2-D run does not lose the 1-D results
+        res.append(out)
+        (OUT / "synthetic_solver.json").write_text(json.dumps(res, indent=1))
+
+    save(run("fkpp1d_gaussian", physreg.datasets.load_example("fkpp1d_gaussian"), grid=128))
+    save(run("fkpp1d_scattered_poisson",
+             physreg.datasets.load_example("fkpp1d_scattered_poisson"),
+             likelihood=Poisson(kappa=50.0), grid=128))
     obs, cov = physreg.datasets.load_example("fkpp2d_poisson")
-    res.append(run("fkpp2d_poisson", obs, cov, profile=("D", "r", "r_elevation"),
-                   likelihood=Poisson(kappa=10.0), growth_covariates=("elevation",),
-                   grid=(24, 40)))
-    (OUT / "synthetic_solver.json").write_text(json.dumps(res, indent=1))
+    save(run("fkpp2d_poisson", obs, cov, profile=("D", "r", "r_elevation"),
+             likelihood=Poisson(kappa=10.0), growth_covariates=("elevation",), grid=(24, 40)))
 
 
 if __name__ == "__main__":
