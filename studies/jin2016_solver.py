@@ -15,8 +15,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 import physreg
 from physreg.likelihoods import Gaussian
 
