@@ -46,11 +46,13 @@ kernel that dominates small grids:
   transposes). An RKC stage costs ~0.6 us in 1-D and ~12 us in 2-D, one fused kernel in a rolled
   loop over the stages. (Written out, the stages let XLA's fusion recompute chains of stencils
   inside single kernels: the same speed forward, 2-3x slower in reverse.) A tight bound needs
-  3-6 stages at the default step, so ``rkc`` is ~4x faster in 1-D and 10-25x in 2-D; a TR-BDF2
+  3-7 stages at the default step, so ``rkc`` is ~4x faster in 1-D and ~15x in 2-D; a TR-BDF2
   step costs as much as ~26 (1-D) or ~60 (2-D) stages. ``auto`` therefore takes ``rkc`` when
   ``D_max`` is given and at most ``RKC_AUTO_MAX_STAGES`` stages per step suffice, and
-  ``tridiagonal`` otherwise. ``spectral`` is never faster: two dense mat-vecs per line and step
-  cost ~10x a TR-BDF2 step in 1-D and ~3x in 2-D, plus the eigen-decompositions.
+  ``tridiagonal`` otherwise. ``spectral`` is never faster: the eigen-decompositions and two
+  dense mat-vecs per line and step make a solve ~8x slower than TR-BDF2 in 1-D and 2-D (and a
+  multi-threaded LAPACK ``eigh`` on a loaded machine can cost 100x more: set
+  ``OPENBLAS_NUM_THREADS=1`` there).
 * Step size. At the default step (output span / 200) the time error is far below the spatial
   error of the default grids: in 1-D 4e-6 (TR-BDF2) or 3e-5 (RKC) against 5e-5, and in 2-D ~1e-6
   against 5e-4 (relative L2). It grows as dt^2. The exact-diffusion ``spectral`` method has the
