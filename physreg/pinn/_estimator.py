@@ -1,0 +1,380 @@
+"""``PINNEstimator``: the physics-regularised PINN route behind the shared estimator contract.
+
+Reuses :class:`physreg.estimators.ReactionDiffusionEstimator` for input validation, the model and
+parameter space, starting values, ``params_`` and the interval plumbing; the fit is
+:func:`physreg.pinn.fit_pinn`. Intervals:
+
+- ``"bootstrap"``: parametric (simulate from the fitted PINN), non-parametric or block resamples;
+  every replicate is a warm-started refit of network and parameters, all replicates of a batch
+  trained by one vmapped, compiled program.
+- ``"profile"``: the penalised objective profiled over each parameter: theta_j held on a grid
+  (a mask in the data, so the same compiled program serves every point), the network and the
+  other parameters re-optimised from the fit; the deviance is ``2 N (loss - loss_hat)`` with
+  ``N`` the number of observations, compared with the chi-square(1) quantile.
+- ``"wald"``: from the Hessian of the penalised objective in theta with the network held at its
+  fitted weights (a conditional curvature: narrower than the profile, shown for comparison).
+"""
+
+from __future__ import annotations
+
+import time as _time
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from sklearn.utils.validation import check_is_fitted
+
+from ..estimators import ReactionDiffusionEstimator
+from ..inference._intervals import _crossings, bootstrap_intervals, chi2_threshold, resample_weights
+from ._fit import fit_pinn
+from ._problem import _observation_points, with_observations
+from ._train import Schedule, init_state, run_adam, run_lbfgs, stack_trees, unstack_tree
+
+__all__ = ["PINNEstimator"]
+
+_LIK_EXTRAS = ("sd", "offset", "trials")
+
+
+class PINNEstimator(ReactionDiffusionEstimator):
+    """Physics-regularised PINN: network weights and parameters fitted jointly (jinns network).
+
+    Minimises ``-mean log p(y | u_nu, theta) + lambda_pde * mean R^2 + lambda_ic * IC +
+    lambda_bc * BC`` (see :mod:`physreg.pinn`).
+
+    Parameters
+    ----------
+    target, likelihood, diffusion_covariates, growth_covariates, competition, boundary,
+    boundary_value, initial, n_introductions, t0, fit_t0, fixed, bounds, initial_params, domain,
+    extras :
+        As :class:`physreg.SolverEstimator` (``fit_t0=True`` is not supported here).
+    lambda_pde, lambda_ic, lambda_bc : float
+        Penalty weights of the scaled residual, initial and boundary terms.
+    free_initial : bool
+        Drop the initial-condition term: u at t0 is learnt from data and physics alone.
+    width, depth, modes : int
+        Network: hidden width, hidden layers, cosine modes per spatial axis of the input features.
+    n_collocation : int
+        Fixed Sobol collocation points (rounded to a power of 2).
+    n_adam, n_lbfgs, learning_rate : training schedule (Adam with warm-up and decay, a ramp of
+        the penalty weights over the first half of Adam, then L-BFGS).
+    n_restarts : int
+        Independent Adam runs (vmapped), the best refined by L-BFGS.
+    float32 : bool
+        Network weights in float32 (faster steps; theta and the likelihood stay in float64).
+    refit_lbfgs : int
+        L-BFGS iterations of each warm-started refit (bootstrap replicate, profile point).
+    n_boot : int
+        Default number of bootstrap replicates.
+    random_state : int
+    verbose : bool
+    """
+
+    def __init__(self, target="density", likelihood="gaussian", diffusion_covariates=(),
+                 growth_covariates=(), competition="gamma", boundary="neumann",
+                 boundary_value=0.0, initial="first", n_introductions=1, t0=None, fit_t0=False,
+                 fixed=None, bounds=None, initial_params=None, domain=None, extras=None,
+                 lambda_pde=100.0, lambda_ic=1000.0, lambda_bc=10.0, free_initial=False,
+                 width=32, depth=3, modes=8, n_collocation=1024, n_adam=2000, n_lbfgs=3000,
+                 learning_rate=3e-3, n_restarts=1, float32=False, refit_lbfgs=500, n_boot=100,
+                 random_state=0, verbose=False):
+        self.target = target
+        self.likelihood = likelihood
+        self.diffusion_covariates = diffusion_covariates
+        self.growth_covariates = growth_covariates
+        self.competition = competition
+        self.boundary = boundary
+        self.boundary_value = boundary_value
+        self.initial = initial
+        self.n_introductions = n_introductions
+        self.t0 = t0
+        self.fit_t0 = fit_t0
+        self.fixed = fixed
+        self.bounds = bounds
+        self.initial_params = initial_params
+        self.domain = domain
+        self.extras = extras
+        self.lambda_pde = lambda_pde
+        self.lambda_ic = lambda_ic
+        self.lambda_bc = lambda_bc
+        self.free_initial = free_initial
+        self.width = width
+        self.depth = depth
+        self.modes = modes
+        self.n_collocation = n_collocation
+        self.n_adam = n_adam
+        self.n_lbfgs = n_lbfgs
+        self.learning_rate = learning_rate
+        self.n_restarts = n_restarts
+        self.float32 = float32
+        self.refit_lbfgs = refit_lbfgs
+        self.n_boot = n_boot
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---------------------------------------------------------------- fit -------------------
+    def _schedule(self) -> Schedule:
+        n_adam = int(self.n_adam)
+        return Schedule(n_adam=n_adam, n_lbfgs=int(self.n_lbfgs), lr=float(self.learning_rate),
+                        ramp_steps=n_adam // 2, n_warmup=min(200, max(n_adam // 10, 1)))
+
+    def _check_hyperparameters(self):
+        for name in ("width", "depth", "modes", "n_collocation", "n_restarts", "n_boot"):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        for name in ("n_adam", "n_lbfgs", "refit_lbfgs"):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}.")
+        for name in ("lambda_pde", "lambda_ic", "lambda_bc", "learning_rate"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float | np.floating) and np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a non-negative number, got {v!r}.")
+        if self.fit_t0:
+            raise ValueError("PINNEstimator does not fit the introduction date (fit_t0=True); "
+                             "fix t0 or use SolverEstimator.")
+
+    def fit(self, obs, covariates=None):
+        """Joint fit of network and parameters. Returns self."""
+        t_start = _time.perf_counter()
+        self._check_hyperparameters()
+        self._setup(obs, covariates)
+        guess = self._initial_guess()
+        res = fit_pinn(
+            self.model_, self.obs_, self.likelihood_, space=self.space_, init=guess,
+            covariates=self.covariates_, random_state=int(self.random_state),
+            n_restarts=int(self.n_restarts), schedule=self._schedule(), width=int(self.width),
+            depth=int(self.depth), modes=int(self.modes),
+            dtype=jnp.float32 if self.float32 else jnp.float64,
+            n_collocation=int(self.n_collocation), lambda_pde=float(self.lambda_pde),
+            lambda_ic=float(self.lambda_ic), lambda_bc=float(self.lambda_bc),
+            initial="free" if self.free_initial else "model", u_scale=self._u_scale(),
+            verbose=bool(self.verbose))
+        self.pinn_ = res
+        self._set_params(res.z)
+        h = res.history
+        n = h.shape[0]
+        self.history_ = xr.Dataset(
+            {"loss": ("step", h[:, 0]), "data": ("step", h[:, 1]), "pde": ("step", h[:, 2]),
+             "ic": ("step", h[:, 3]), "bc": ("step", h[:, 4]),
+             "theta": (("step", "param"), res.theta_history)},
+            coords={"step": np.arange(n), "param": list(self.space_.free),
+                    "phase": ("step", ["adam"] * res.n_adam + ["lbfgs"] * (n - res.n_adam))},
+            attrs={"restart_losses": res.restart_losses.tolist()})
+        self.loss_ = float(res.problem.loss(res.variables, res.data))
+        self.n_iter_ = n
+        tail = h[max(res.n_adam, n - 100):, 0]
+        self.converged_ = bool(not res.diverged and tail.size > 1 and np.isfinite(tail).all()
+                               and abs(tail[-1] - tail[0]) <= 1e-5 * max(1.0, abs(tail[-1])))
+        self.diverged_ = res.diverged
+        self.residual_rms_ = res.residual_rms()
+        self.fit_time_ = _time.perf_counter() - t_start
+        if res.diverged:
+            warnings.warn("PINN training diverged (non-finite losses); estimates are unreliable.",
+                          UserWarning, stacklevel=2)
+        return self
+
+    # ---------------------------------------------------------------- predict / score -------
+    def _predict_points(self, t, x, y=None):
+        res = self.pinn_
+        t0 = res.problem.scales.t0
+        if np.any(np.asarray(t) < t0 - 1e-12):
+            raise ValueError(f"predict: times before the model start t0 = {t0} were asked for.")
+        return res.predict(np.asarray(t, float), np.asarray(x, float),
+                           None if y is None else np.asarray(y, float))
+
+    def _loglik_points(self, obs):
+        res = self.pinn_
+        model = self.model_
+        keep = np.ones(obs.n_obs, bool)
+        bounds = [model.domain.x] + ([model.domain.y] if model.ndim == 2 else [])
+        pts, quad = _observation_points(obs, keep, res.problem.scales, bounds, 4)
+        z = jnp.asarray(res.z)
+        u = res.problem.u_hat(res.variables, jnp.asarray(pts), z)
+        mu = res.problem.scales.u * jnp.sum(u * jnp.asarray(quad), -1)
+        p = self.space_.unpack(z)
+        nuis = {n: p[n] for n in self.likelihood_.nuisance_names()}
+        extras = {k: jnp.asarray(v) for k, v in obs.extras.items() if k in _LIK_EXTRAS}
+        return self.likelihood_.logpdf(jnp.asarray(obs.value), mu, nuis, extras)
+
+    # ---------------------------------------------------------------- refits ----------------
+    def _refit_schedule(self) -> Schedule:
+        return Schedule(n_adam=0, n_lbfgs=int(self.refit_lbfgs), ramp_steps=0,
+                        chunk=max(int(self.refit_lbfgs), 1))
+
+    def _refit_batch(self, datas, z_starts, batch_size):
+        """Warm-started refits of a batch of data (leading axis), in chunks of ``batch_size``.
+
+        Returns (z (B, p), loss (B,), ok (B,))."""
+        res = self.pinn_
+        sch = self._refit_schedule()
+        B = z_starts.shape[0]
+        zs, fs, oks = [], [], []
+        for s in range(0, B, batch_size):
+            sl = slice(s, min(s + batch_size, B))
+            d = jax.tree.map(lambda a: a[sl], datas)
+            b = z_starts[sl].shape[0]
+            states = stack_trees([init_state(res.problem, res.variables.nn, z_starts[s + i],
+                                             unstack_tree(d, i), sch) for i in range(b)])
+            states, _ = run_lbfgs(res.problem, states, d, sch, batched=True)
+            loss = jax.vmap(res.problem.loss)(states.variables, d)
+            zs.append(np.asarray(jax.vmap(res.problem.theta)(states.variables, d)))
+            fs.append(np.asarray(loss))
+            oks.append(~np.asarray(states.diverged) & np.isfinite(np.asarray(loss)))
+        return np.concatenate(zs), np.concatenate(fs), np.concatenate(oks)
+
+    # ---------------------------------------------------------------- intervals -------------
+    def _ci_bootstrap(self, level, n_boot=None, scheme="parametric", kind="percentile",
+                      batch_size=20):
+        """Bootstrap intervals from warm-started refits: ``scheme`` = "parametric" (simulate
+        from the fitted PINN), "nonparametric" (resample observations) or "block" (resample
+        whole time slices)."""
+        res = self.pinn_
+        n_boot = int(n_boot or self.n_boot)
+        data = res.data
+        n = data.y.shape[0]
+        key = jax.random.PRNGKey(np.random.default_rng(self.random_state).integers(2**31))
+        z_hat = jnp.asarray(res.z)
+        if scheme == "parametric":
+            p = self.space_.unpack(z_hat)
+            nuis = {k: p[k] for k in self.likelihood_.nuisance_names()}
+            mu = res.problem.mu(res.variables, data, z_hat)
+            keys = jax.random.split(key, n_boot)
+            ys = jax.vmap(lambda k: self.likelihood_.sample(k, mu, nuis, data.extras))(keys)
+            ws = jnp.ones((n_boot, n))
+        elif scheme in ("nonparametric", "block"):
+            blocks = None
+            if scheme == "block":
+                t_obs = np.asarray(data.obs_points[:, 0, 0])
+                blocks = np.unique(t_obs, return_inverse=True)[1]
+            ws = resample_weights(key, n, n_boot, blocks)
+            ys = jnp.broadcast_to(data.y, (n_boot, n))
+        else:
+            raise ValueError(f"scheme must be 'parametric', 'nonparametric' or 'block', got "
+                             f"{scheme!r}.")
+        datas = stack_trees([data] * n_boot)
+        datas = with_observations(datas, y=ys, weights=ws)
+        zb, _, ok = self._refit_batch(datas, jnp.broadcast_to(z_hat, (n_boot, z_hat.size)),
+                                      int(batch_size))
+        zb = np.where(ok[:, None], zb, np.nan)
+        self.bootstrap_ = xr.DataArray(
+            np.asarray(self.space_.to_user(jnp.asarray(zb))), dims=("replicate", "param"),
+            coords={"param": list(self.space_.free)}, name="bootstrap_estimates",
+            attrs={"scheme": scheme, "n_failed": int((~ok).sum())})
+        lo, hi = bootstrap_intervals(zb, res.z, level, kind)
+        return self._interval_array(lo, hi, level, f"bootstrap-{scheme}-{kind}")
+
+    def _theta_hessian(self):
+        res = self.pinn_
+        N = float(jnp.sum(res.data.weights))
+
+        def f(z):
+            v = type(res.variables)(nn=res.variables.nn, theta=z)
+            return N * res.problem.loss(v, res.data)
+
+        return np.asarray(jax.hessian(f)(jnp.asarray(res.z)))
+
+    def _ci_wald(self, level):
+        """Wald intervals from the curvature in theta with the network held at its weights."""
+        from scipy.stats import norm
+
+        H = self._theta_hessian()
+        cov = np.linalg.pinv(H)
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        q = norm.ppf(0.5 + level / 2)
+        self.covariance_ = cov
+        return self._interval_array(self.pinn_.z - q * se, self.pinn_.z + q * se, level, "wald")
+
+    def _ci_profile(self, level, n_points=4, max_sd=3.0, params=None, batch_size=20):
+        """Profile intervals of the penalised objective; ``params`` restricts the profiles.
+
+        A first batch of refits at +-2 conditional standard errors measures the profile's
+        curvature; the grid then runs ``n_points`` steps per side up to ``max_sd`` profile
+        standard errors. Every refit starts from the fitted network (one vmapped program)."""
+        res = self.pinn_
+        space = self.space_
+        names = list(space.free) if params is None else list(params)
+        bad = [n for n in names if n not in space.free]
+        if bad:
+            raise ValueError(f"Cannot profile {bad}: free parameters are {list(space.free)}.")
+        js = [space.free.index(n) for n in names]
+        z_hat = np.asarray(res.z)
+        N = float(jnp.sum(res.data.weights))
+        H = self._theta_hessian()
+        se_cond = 1.0 / np.sqrt(np.clip(np.diag(H), 1e-300, None))
+        thr = chi2_threshold(level)
+
+        def run(points):
+            """points: list of (j, value) -> (loss, ok)."""
+            datas, starts = [], []
+            for j, val in points:
+                mask = np.arange(space.size) == j
+                d = eqx.tree_at(lambda x: (x.theta_mask, x.theta_fixed), res.data,
+                                (jnp.asarray(mask), jnp.asarray(np.where(mask, val, 0.0))))
+                datas.append(d)
+                starts.append(np.where(mask, val, z_hat))
+            _, f, ok = self._refit_batch(stack_trees(datas), jnp.asarray(np.stack(starts)),
+                                         int(batch_size))
+            return f, ok
+
+        # baseline: refit at the estimate itself (same procedure as every grid point)
+        probe = [(j, z_hat[j]) for j in js]
+        probe += [(j, z_hat[j] + s * 2.0 * se_cond[j]) for j in js for s in (-1.0, 1.0)]
+        f, ok = run(probe)
+        f_hat = min(float(self.loss_), float(np.nanmin(np.where(ok[: len(js)], f[: len(js)],
+                                                                np.inf))))
+        dev_probe = 2.0 * N * (f[len(js):] - f_hat)
+        se_prof = se_cond.copy()
+        for k, j in enumerate(js):
+            d2 = dev_probe[2 * k: 2 * k + 2]
+            okk = ok[len(js) + 2 * k: len(js) + 2 * k + 2]
+            m = np.mean(np.maximum(d2[okk], 1e-12)) if okk.any() else np.nan
+            if np.isfinite(m):
+                se_prof[j] = 2.0 * se_cond[j] / np.sqrt(m)
+        steps = np.linspace(max_sd / n_points, max_sd, n_points)
+        grid_pts = [(j, z_hat[j] + s * k * se_prof[j]) for j in js for s in (-1.0, 1.0)
+                    for k in steps]
+        f, ok = run(grid_pts)
+        dev = 2.0 * N * (f - f_hat)
+        p = space.size
+        lower = np.full(p, np.nan)
+        upper = np.full(p, np.nan)
+        P = 2 * n_points + 1
+        grid_all = np.full((p, P), np.nan)
+        dev_all = np.full((p, P), np.nan)
+        ok_all = np.zeros((p, P), bool)
+        for k, j in enumerate(js):
+            block = slice(2 * n_points * k, 2 * n_points * (k + 1))
+            zj = np.array([v for _, v in grid_pts[block]])
+            dj, okj = dev[block], ok[block]
+            lo_z, lo_d, lo_ok = zj[:n_points][::-1], dj[:n_points][::-1], okj[:n_points][::-1]
+            hi_z, hi_d, hi_ok = zj[n_points:], dj[n_points:], okj[n_points:]
+            grid_all[j] = np.concatenate([lo_z, [z_hat[j]], hi_z])
+            dev_all[j] = np.concatenate([lo_d, [0.0], hi_d])
+            ok_all[j] = np.concatenate([lo_ok, [True], hi_ok])
+            lower[j], upper[j] = _crossings(grid_all[j], dev_all[j], ok_all[j], z_hat[j], thr)
+        self.profiles_ = xr.Dataset(
+            {"deviance": (("param", "point"), dev_all),
+             "value": (("param", "point"),
+                       np.asarray(space.to_user(jnp.asarray(np.nan_to_num(grid_all.T)))).T),
+             "converged": (("param", "point"), ok_all)},
+            coords={"param": list(space.free)}, attrs={"threshold": thr, "level": level})
+        open_ = [space.free[j] for j in js if np.isinf(lower[j]) or np.isinf(upper[j])]
+        if open_:
+            warnings.warn(f"The profile of {open_} does not reach the threshold within {max_sd} "
+                          "standard errors on one side: the interval is open there (inf).",
+                          UserWarning, stacklevel=3)
+        if np.any(dev_all[np.isfinite(dev_all)] < -1e-3 * max(1.0, thr)):
+            warnings.warn("The profile went below the fitted objective: the PINN fit had not "
+                          "converged; intervals are approximate (raise n_lbfgs).", UserWarning,
+                          stacklevel=3)
+        return self._interval_array(lower, upper, level, "profile")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
