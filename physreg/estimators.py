@@ -515,7 +515,7 @@ class SolverEstimator(ReactionDiffusionEstimator):
         return self._interval_array(res.lower, res.upper, level, "profile")
 
     def _ci_bootstrap(self, level, n_boot=None, scheme="parametric", kind="percentile",
-                      batch_size=50):
+                      batch_size=None, chunk=25):
         """Bootstrap intervals: ``scheme`` = "parametric" (simulate from the fit),
         "nonparametric" (resample observations) or "block" (resample whole time slices)."""
         n_boot = int(n_boot or self.n_boot)
@@ -540,13 +540,16 @@ class SolverEstimator(ReactionDiffusionEstimator):
         # refits start at the estimate, whitened by the Hessian there (few BFGS iterations)
         precond = jnp.asarray(whitening(wald(prob.nll, z_hat, None, level).hessian))
         zs, ok = [], []
-        chunks = range(0, n_boot, batch_size)
-        for s in _progress(chunks, self.verbose, desc="bootstrap", unit="batch"):
-            sl = slice(s, min(s + batch_size, n_boot))
+        # refits in chunks of ``chunk`` (progress), ``batch_size`` of them vmapped together
+        # (default: sequential on CPU, see physreg.inference.default_batch_size)
+        chunks = range(0, n_boot, chunk)
+        for s in _progress(chunks, self.verbose, desc="bootstrap", unit="chunk"):
+            sl = slice(s, min(s + chunk, n_boot))
             b = ys[sl].shape[0]
             res = minimize_batch(prob.nll, jnp.broadcast_to(z_hat, (b, z_hat.shape[0])),
                                  (ys[sl], ws[sl]), max_steps=int(self.max_iter), rtol=self.tol,
-                                 atol=self.tol, data_axis=0, precond=precond)
+                                 atol=self.tol, data_axis=0, precond=precond,
+                                 batch_size=batch_size)
             zs.append(np.asarray(res.x))
             ok.append(np.asarray(res.converged))
         zb = np.concatenate(zs)

@@ -6,5 +6,7 @@ from ._intervals import profile as profile
 from ._intervals import resample_weights as resample_weights
 from ._intervals import wald as wald
 from ._optimize import OptimizeResult as OptimizeResult
+from ._optimize import batch_map as batch_map
+from ._optimize import default_batch_size as default_batch_size
 from ._optimize import minimize as minimize
 from ._optimize import minimize_batch as minimize_batch

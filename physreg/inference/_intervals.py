@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from ._optimize import conditional_whitening, minimize
+from ._optimize import batch_map, conditional_whitening, minimize
 
 
 def chi2_threshold(level: float) -> float:
@@ -195,7 +195,7 @@ def _profile_scans(nll, refit, z_hat, data, se, steps, js, signs, pre, *, rtol, 
         _, out = jax.lax.scan(body, z_hat, steps)
         return out
 
-    return jax.vmap(outward)(js, signs, pre)
+    return batch_map(lambda a: outward(*a), (js, signs, pre))
 
 
 def _crossings(z, dev, ok, z0, thr):

@@ -69,14 +69,42 @@ def minimize(fun, z0, data, *, max_steps: int = 500, rtol: float = 1e-9, atol: f
     return OptimizeResult(x, f, ok, sol.stats["num_steps"])
 
 
+def default_batch_size(n: int) -> int:
+    """How many independent optimisations to ``vmap`` together.
+
+    On CPU, 1: the batch is mapped sequentially inside one compiled program (``lax.map``).
+    Measured on the 1-D yardstick (100 bootstrap refits, 64 cells, 2 cores): sequential 5.2 s,
+    vmapped in batches of 10 / 25 / 50: 8.4 / 11.4 / 65 s. A vmapped ``while_loop`` runs every
+    member until the slowest has converged and the batched tridiagonal sweeps gain nothing on
+    a CPU. On an accelerator the whole batch is vmapped.
+    """
+    return 1 if jax.default_backend() == "cpu" else max(int(n), 1)
+
+
+def batch_map(f, xs, batch_size: int | None = None):
+    """``f`` over the leading axis of the pytree ``xs``: vmapped in chunks of ``batch_size``
+    (default :func:`default_batch_size`), chunks in sequence (``lax.map``)."""
+    n = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    bs = default_batch_size(n) if batch_size is None else int(batch_size)
+    if bs >= n:
+        return jax.vmap(f)(xs)
+    return jax.lax.map(f, xs, batch_size=bs if bs > 1 else None)
+
+
 @eqx.filter_jit
 def minimize_batch(fun, z0s, data, *, max_steps: int = 500, rtol: float = 1e-9,
-                   atol: float = 1e-9, data_axis=None, precond=None) -> OptimizeResult:
-    """:func:`minimize` from each row of ``z0s`` (vmapped); ``data_axis`` as in ``vmap``;
-    one ``precond`` shared by the batch."""
-    return jax.vmap(lambda z, d: minimize(fun, z, d, max_steps=max_steps, rtol=rtol, atol=atol,
-                                          precond=precond),
-                    in_axes=(0, data_axis))(z0s, data)
+                   atol: float = 1e-9, data_axis=None, precond=None,
+                   batch_size: int | None = None) -> OptimizeResult:
+    """:func:`minimize` from each row of ``z0s``; ``data_axis`` as in ``vmap`` (0: one data
+    pytree per row, None: shared); one ``precond`` shared by the batch. One compiled program;
+    ``batch_size`` rows are vmapped together (see :func:`default_batch_size`)."""
+
+    def one(args):
+        z, d = args
+        return minimize(fun, z, data if data_axis is None else d, max_steps=max_steps,
+                        rtol=rtol, atol=atol, precond=precond)
+
+    return batch_map(one, (z0s, None if data_axis is None else data), batch_size)
 
 
 def whitening(H) -> np.ndarray:
