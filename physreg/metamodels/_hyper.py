@@ -1,0 +1,389 @@
+"""Hypernetwork metamodels of the 1-D Fisher-KPP solution map theta -> u(t, x).
+
+A metamodel is an equinox module holding a *hypernetwork* ``h`` that maps the normalised
+parameters ``theta'`` (each in [-1, 1]) to the weights of a small *target* network
+``N_w(t', x')``; the solution is then read through an ansatz (scaled coordinates
+``t' = (t - t0) / T``, ``x' = (x - x_lo) / L``)::
+
+    u(t, x; theta) = H(t, x; D) + t' * N_{w(theta)}(t', x')
+
+- ``H`` is the free-space heat kernel of the Gaussian introduction (centre ``c``, width ``w``,
+  mass ``m``) with diffusion ``D``, made symmetric about both ends by its two nearest images:
+  ``m * sum_{c' in (c, -c, 2 x_hi - c)} N(x; c', w^2 + 2 D t)``. At ``t = 0`` the factor ``t'``
+  kills the network, so the initial condition is exact (up to the images' mass, below 1e-8
+  for the bundled case).
+- The target network's inputs are ``(2 t' - 1, cos(k pi x'), k = 1..modes)``: each feature has a
+  zero x-derivative at both ends, so the network term satisfies the no-flux boundary condition
+  exactly (``H``'s images make its flux at the ends vanish up to the far image, < 1e-4).
+
+Two hypernetworks (:class:`HyperPINN`, ``kind``):
+
+- ``"full"``: ``h`` emits every weight and bias of the target network (the HyperPINN of de Avila
+  Belbute-Peres et al. 2021).
+- ``"lora"``: a shared base target network ``W0`` plus low-rank updates
+  ``W_l = W0_l + A_l(theta) B_l(theta) / rank`` and bias shifts emitted by ``h`` (the HyperLoRA /
+  Hyper-LR-PINN idea): far fewer hypernetwork outputs.
+
+Parameters are normalised on the log scale for the positive rates ``D`` and ``gamma`` and
+linearly for ``r``. A metamodel is valid only inside its training box: :meth:`HyperPINN.predict`
+refuses a theta outside it with a ``ValueError``; :meth:`HyperPINN.evaluate` (jittable, used
+inside samplers) does not check, so its callers keep proposals in the box (the MCMC estimator
+sets its prior box to the metamodel box).
+
+Save / load: :func:`save_metamodel` writes ``<stem>.eqx`` (equinox leaf serialisation) and
+``<stem>.json`` (setup, architecture, training record); :func:`load_metamodel` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["FKPPSetup", "HyperPINN", "save_metamodel", "load_metamodel", "KINDS"]
+
+KINDS = ("full", "lora")
+_RATES = ("D", "r", "gamma")
+_LOG_SCALED = ("D", "gamma")
+
+
+@dataclasses.dataclass(frozen=True)
+class FKPPSetup:
+    """The 1-D Fisher-KPP problem family a metamodel covers (hashable: a static field).
+
+    **Arguments:**
+
+    - `names`: parameters the metamodel takes, a subset of ``("D", "r", "gamma")`` in order.
+    - `lower`, `upper`: the training box of those parameters (user units).
+    - `fixed`: ``((name, value), ...)`` for the rates not in `names` (e.g. ``(("gamma", 1.0),)``).
+    - `domain`: ``(x_lo, x_hi)``, no-flux ends.
+    - `t0`, `t_max`: introduction time and end of the time window.
+    - `ic`: ``(centre, width, mass)`` of the Gaussian introduction at `t0`.
+    """
+
+    names: tuple[str, ...] = ("D", "r")
+    lower: tuple[float, ...] = (0.05, 0.5)
+    upper: tuple[float, ...] = (0.2, 1.5)
+    fixed: tuple[tuple[str, float], ...] = (("gamma", 1.0),)
+    domain: tuple[float, float] = (0.0, 10.0)
+    t0: float = 0.0
+    t_max: float = 10.0
+    ic: tuple[float, float, float] = (2.0, 0.3, 0.5)
+
+    def __post_init__(self):
+        names = tuple(self.names)
+        if not names or any(n not in _RATES for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"FKPPSetup.names must be distinct names from {_RATES}, got {names!r}.")
+        if len(self.lower) != len(names) or len(self.upper) != len(names):
+            raise ValueError(f"FKPPSetup.lower/upper need one value per name {names}, got "
+                             f"{self.lower!r} and {self.upper!r}.")
+        for n, a, b in zip(names, self.lower, self.upper, strict=True):
+            if not (np.isfinite(a) and np.isfinite(b) and a < b):
+                raise ValueError(f"FKPPSetup box for {n!r} must have lower < upper, got ({a}, {b}).")
+            if n in _LOG_SCALED and a <= 0:
+                raise ValueError(f"FKPPSetup box for {n!r} must be positive, got ({a}, {b}).")
+        missing = [n for n in _RATES if n not in names and n not in dict(self.fixed)]
+        if missing:
+            raise ValueError(f"FKPPSetup: rates {missing} are neither in `names` nor `fixed`; "
+                             f"e.g. fixed=(('gamma', 1.0),).")
+        if not self.domain[0] < self.domain[1] or not self.t0 < self.t_max:
+            raise ValueError(f"FKPPSetup: need domain[0] < domain[1] and t0 < t_max, got "
+                             f"domain={self.domain}, t0={self.t0}, t_max={self.t_max}.")
+
+    @property
+    def length(self) -> float:
+        return float(self.domain[1] - self.domain[0])
+
+    @property
+    def span(self) -> float:
+        return float(self.t_max - self.t0)
+
+    def rates(self, theta) -> dict:
+        """name -> value for D, r, gamma from a ``(p,)`` theta (fixed ones filled in)."""
+        out = {n: theta[..., i] for i, n in enumerate(self.names)}
+        out.update({n: v for n, v in self.fixed if n not in out})
+        return out
+
+    def normalise(self, theta):
+        """theta (user units) -> theta' in [-1, 1] over the box (log scale for D, gamma)."""
+        cols = []
+        for i, n in enumerate(self.names):
+            a, b, v = self.lower[i], self.upper[i], theta[..., i]
+            if n in _LOG_SCALED:
+                a, b, v = math.log(a), math.log(b), jnp.log(v)
+            cols.append(2.0 * (v - a) / (b - a) - 1.0)
+        return jnp.stack(cols, -1)
+
+    def check(self, theta, what: str = "theta") -> np.ndarray:
+        """Raise ``ValueError`` unless every row of ``theta`` is inside the box."""
+        th = np.atleast_2d(np.asarray(theta, float))
+        if th.shape[-1] != len(self.names):
+            raise ValueError(f"{what} must have {len(self.names)} columns {self.names}, got "
+                             f"shape {np.shape(theta)}.")
+        lo, hi = np.asarray(self.lower), np.asarray(self.upper)
+        bad = ~np.all((th >= lo) & (th <= hi) & np.isfinite(th), -1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            box = {n: (a, b) for n, a, b in zip(self.names, self.lower, self.upper, strict=True)}
+            raise ValueError(f"{what} {dict(zip(self.names, th[i].tolist(), strict=True))} is "
+                             f"outside the metamodel's training box {box} ({int(bad.sum())} "
+                             "row(s) outside): a metamodel does not extrapolate; retrain it on a "
+                             "wider box or use the solver.")
+        return th
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["fixed"] = [list(p) for p in self.fixed]
+        return d
+
+    @classmethod
+    def from_json(cls, d) -> FKPPSetup:
+        return cls(names=tuple(d["names"]), lower=tuple(d["lower"]), upper=tuple(d["upper"]),
+                   fixed=tuple((str(a), float(b)) for a, b in d["fixed"]),
+                   domain=tuple(d["domain"]), t0=float(d["t0"]), t_max=float(d["t_max"]),
+                   ic=tuple(d["ic"]))
+
+
+def heat_kernel(setup: FKPPSetup, t, x, D):
+    """Heat-kernel part ``H`` of the ansatz (see the module docstring), user units."""
+    c, w, m = setup.ic
+    lo, hi = setup.domain
+    var = w**2 + 2.0 * D * (t - setup.t0)
+    out = 0.0
+    for centre in (c, 2.0 * lo - c, 2.0 * hi - c):
+        out = out + jnp.exp(-0.5 * (x - centre) ** 2 / var)
+    return m * out / jnp.sqrt(2.0 * jnp.pi * var)
+
+
+def _glorot(key, fan_in, fan_out, shape):
+    lim = math.sqrt(6.0 / (fan_in + fan_out))
+    return jax.random.uniform(key, shape, minval=-lim, maxval=lim)
+
+
+class HyperPINN(eqx.Module):
+    """Hypernetwork metamodel ``(theta, t, x) -> u`` (see the module docstring).
+
+    Build with :meth:`HyperPINN.build`. Arrays are float32 (the network); :meth:`evaluate`
+    returns float64.
+
+    **Attributes:** `setup` (:class:`FKPPSetup`), `kind` (``"full"`` or ``"lora"``),
+    `sizes` (target-network layer widths, input first), `modes`, `rank`, `hyper`
+    (``eqx.nn.MLP``), `base` (LoRA base weights, else empty).
+    """
+
+    setup: FKPPSetup = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+    sizes: tuple[int, ...] = eqx.field(static=True)
+    modes: int = eqx.field(static=True)
+    rank: int = eqx.field(static=True)
+    hyper_width: int = eqx.field(static=True)
+    hyper_depth: int = eqx.field(static=True)
+    hyper: eqx.nn.MLP
+    base: tuple
+
+    # ------------------------------------------------------------------ construction -------
+    @classmethod
+    def build(cls, setup: FKPPSetup, *, kind: str = "full", width: int = 32, depth: int = 3,
+              modes: int = 12, rank: int = 4, hyper_width: int = 64, hyper_depth: int = 2,
+              key=None) -> HyperPINN:
+        """A freshly initialised metamodel.
+
+        **Arguments:** `setup`; `kind` ``"full"`` | ``"lora"``; target network `depth` hidden
+        layers of `width` (tanh) on `modes` cosine features; `rank` of the LoRA updates;
+        hypernetwork `hyper_depth` hidden layers of `hyper_width` (tanh); `key` (JAX key or
+        int; default 0).
+
+        **Raises:** ``ValueError`` for an unknown kind or non-positive sizes.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+        for n, v in dict(width=width, depth=depth, modes=modes, rank=rank,
+                         hyper_width=hyper_width, hyper_depth=hyper_depth).items():
+            if not isinstance(v, int | np.integer) or v < 1:
+                raise ValueError(f"HyperPINN.build: {n} must be a positive integer, got {v!r}.")
+        key = jax.random.key(0 if key is None else key) if isinstance(key, int | None) else key
+        sizes = (1 + modes,) + (width,) * depth + (1,)
+        k_h, k_b = jax.random.split(key)
+        shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+        # a standard initialisation of the target network: the emitted weights at init (full)
+        # or the shared base (lora)
+        keys = jax.random.split(k_b, len(shapes))
+        init = [(_glorot(k, a, b, (b, a)), jnp.zeros(b)) for k, (a, b) in zip(keys, shapes,
+                                                                               strict=True)]
+        if kind == "full":
+            n_out = sum(a * b + b for a, b in shapes)
+            bias0 = jnp.concatenate([jnp.concatenate([w.ravel(), b]) for w, b in init])
+            base = ()
+        else:
+            n_out = sum(rank * (a + b) + b for a, b in shapes)
+            parts = []
+            kk = jax.random.split(jax.random.fold_in(k_b, 1), len(shapes))
+            for k, (a, b) in zip(kk, shapes, strict=True):
+                # LoRA convention: A = 0, B random, so W = W0 at init and both get gradients
+                parts += [jnp.zeros(b * rank), jax.random.normal(k, (rank * a,)) / math.sqrt(a),
+                          jnp.zeros(b)]
+            bias0 = jnp.concatenate(parts)
+            base = tuple(init)
+        n_in = len(setup.names)
+        hyper = eqx.nn.MLP(n_in, n_out, hyper_width, hyper_depth, activation=jnp.tanh, key=k_h)
+        last = hyper.layers[-1]
+        last = eqx.tree_at(lambda m: (m.weight, m.bias), last,
+                           (last.weight * 0.1, bias0.astype(last.bias.dtype)))
+        hyper = eqx.tree_at(lambda m: m.layers[-1], hyper, last)
+        out = cls(setup=setup, kind=kind, sizes=sizes, modes=int(modes), rank=int(rank),
+                  hyper_width=int(hyper_width), hyper_depth=int(hyper_depth), hyper=hyper,
+                  base=base)
+        return jax.tree_util.tree_map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a)
+                                      else a, out)
+
+    @property
+    def n_hyper_outputs(self) -> int:
+        return int(self.hyper.layers[-1].bias.shape[0])
+
+    @property
+    def n_params(self) -> int:
+        """Trainable scalars (hypernetwork + LoRA base)."""
+        return int(sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(self,
+                                                                           eqx.is_array))))
+
+    def architecture(self) -> dict:
+        return {"kind": self.kind, "width": self.sizes[1], "depth": len(self.sizes) - 2,
+                "modes": self.modes, "rank": self.rank, "hyper_width": self.hyper_width,
+                "hyper_depth": self.hyper_depth}
+
+    # ------------------------------------------------------------------ evaluation ---------
+    def target_weights(self, theta):
+        """Weights ``[(W_l, b_l), ...]`` of the target network at one theta (p,)."""
+        th = self.setup.normalise(jnp.asarray(theta)).astype(jnp.float32)
+        out = self.hyper(th)
+        shapes = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        layers, i = [], 0
+        if self.kind == "full":
+            for a, b in shapes:
+                w = out[i:i + a * b].reshape(b, a)
+                i += a * b
+                layers.append((w, out[i:i + b]))
+                i += b
+            return layers
+        k = self.rank
+        for (a, b), (w0, b0) in zip(shapes, self.base, strict=True):
+            A = out[i:i + b * k].reshape(b, k)
+            i += b * k
+            B = out[i:i + k * a].reshape(k, a)
+            i += k * a
+            layers.append((w0 + A @ B / k, b0 + out[i:i + b]))
+            i += b
+        return layers
+
+    def _features(self, tp, xp):
+        k = jnp.arange(1, self.modes + 1, dtype=jnp.float32)
+        return jnp.concatenate([jnp.reshape(2.0 * tp - 1.0, (1,)), jnp.cos(jnp.pi * k * xp)])
+
+    def _net(self, layers, tp, xp):
+        h = self._features(tp, xp)
+        for w, b in layers[:-1]:
+            h = jnp.tanh(w @ h + b)
+        w, b = layers[-1]
+        return (w @ h + b)[0]
+
+    def _u_point(self, layers, D, t, x):
+        s = self.setup
+        tp = ((t - s.t0) / s.span).astype(jnp.float32)
+        xp = ((x - s.domain[0]) / s.length).astype(jnp.float32)
+        return heat_kernel(s, t, x, D) + tp.astype(t.dtype) * self._net(layers, tp, xp).astype(
+            t.dtype)
+
+    def evaluate(self, theta, t, x):
+        """u at points ``(t, x)`` (same shape) for one ``theta`` (p,), no box check (jittable).
+
+        Returns a float64 array of the points' shape.
+        """
+        theta = jnp.asarray(theta)
+        t = jnp.asarray(t, jnp.float64)
+        x = jnp.asarray(x, jnp.float64)
+        layers = self.target_weights(theta)
+        D = jnp.asarray(self.setup.rates(theta)["D"], jnp.float64)
+        f = jax.vmap(lambda tt, xx: self._u_point(layers, D, tt, xx))
+        return f(t.ravel(), x.ravel()).reshape(t.shape)
+
+    def evaluate_grid(self, theta, t, x):
+        """u on the grid ``t (n_t,) x x (n_x,)`` -> ``(n_t, n_x)``, no box check (jittable)."""
+        T, X = jnp.meshgrid(jnp.asarray(t, jnp.float64), jnp.asarray(x, jnp.float64),
+                            indexing="ij")
+        return self.evaluate(theta, T, X)
+
+    def predict(self, theta, t, x):
+        """u on the grid ``t x x`` for one theta ``(p,)`` or a batch ``(n, p)``.
+
+        **Raises:** ``ValueError`` if a theta is outside the training box, or a time is outside
+        ``[t0, t_max]``, or a site outside the domain.
+        """
+        th = self.setup.check(theta)
+        t, x = np.asarray(t, float), np.asarray(x, float)
+        s = self.setup
+        if np.any((t < s.t0) | (t > s.t_max)):
+            raise ValueError(f"times must lie in the metamodel's window [{s.t0}, {s.t_max}].")
+        if np.any((x < s.domain[0]) | (x > s.domain[1])):
+            raise ValueError(f"sites must lie in the metamodel's domain {s.domain}.")
+        out = _predict_batch(self, jnp.asarray(th), jnp.asarray(t), jnp.asarray(x))
+        out = np.asarray(out)
+        return out if np.ndim(theta) == 2 else out[0]
+
+    def rates(self, theta) -> dict:
+        return self.setup.rates(theta)
+
+
+@eqx.filter_jit
+def _predict_batch(model, theta, t, x):
+    return jax.vmap(lambda th: model.evaluate_grid(th, t, x))(theta)
+
+
+# ---------------------------------------------------------------------- save / load -------
+def _stem(path) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".eqx", ".json") else p
+
+
+def save_metamodel(model: HyperPINN, path, info: dict | None = None) -> Path:
+    """Write ``<stem>.eqx`` (weights) and ``<stem>.json`` (setup, architecture, `info`).
+
+    Returns the stem path.
+    """
+    stem = _stem(path)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    eqx.tree_serialise_leaves(stem.with_suffix(".eqx"), model)
+    meta = {"format": "physreg.metamodels.HyperPINN/1", "setup": model.setup.to_json(),
+            "architecture": model.architecture(), "n_params": model.n_params,
+            "info": info or {}}
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=float))
+    return stem
+
+
+def load_metamodel(path) -> HyperPINN:
+    """Rebuild a metamodel written by :func:`save_metamodel` (``path``: stem, .eqx or .json).
+
+    **Raises:** ``FileNotFoundError`` when either file is missing; ``ValueError`` for a JSON of
+    another format.
+    """
+    stem = _stem(path)
+    for suffix in (".json", ".eqx"):
+        if not stem.with_suffix(suffix).is_file():
+            raise FileNotFoundError(f"metamodel file {stem.with_suffix(suffix)} not found "
+                                    "(save_metamodel writes both <stem>.eqx and <stem>.json).")
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    if meta.get("format") != "physreg.metamodels.HyperPINN/1":
+        raise ValueError(f"{stem.with_suffix('.json')} is not a physreg metamodel "
+                         f"(format {meta.get('format')!r}).")
+    skeleton = HyperPINN.build(FKPPSetup.from_json(meta["setup"]), **meta["architecture"])
+    return eqx.tree_deserialise_leaves(stem.with_suffix(".eqx"), skeleton)
+
+
+def load_info(path) -> dict:
+    """The JSON record of a saved metamodel (setup, architecture, training info)."""
+    return json.loads(_stem(path).with_suffix(".json").read_text())
