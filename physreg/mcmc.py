@@ -2,9 +2,19 @@
 
 :class:`MCMCEstimator` samples p(theta | y) proportional to p(y | theta) p(theta), where the
 likelihood goes through a forward model. ``forward="solver"`` (the finite-volume solver, the
-reference posterior) is implemented; the metamodel forward models (``"hyperpinn"``, ``"lora"``,
-``"pinn"`` and the delayed-acceptance pairs ``"hyperpinn+solver"``, ``"lora+solver"``) are named
-in the API but not built yet and raise ``NotImplementedError`` saying so.
+reference posterior), ``"hyperpinn"`` and ``"lora"`` (a hypernetwork metamodel of
+:mod:`physreg.metamodels`, full or low-rank: one network evaluation per log-density) and the
+delayed-acceptance pairs ``"hyperpinn+solver"``, ``"lora+solver"`` (the metamodel screens each
+random-walk proposal, the solver corrects the survivors: the chain targets the exact solver
+posterior; Christen & Fox 2005) are implemented. ``"pinn"`` (a PINN re-trained per proposal) is
+named in the API but not built yet and raises ``NotImplementedError``.
+
+Metamodel forwards cover the 1-D Fisher-KPP family of :class:`physreg.metamodels.FKPPSetup`: a
+known Gaussian introduction (``initial="gaussian"`` with ``ic_x``, ``ic_width``, ``ic_mass``
+fixed at the metamodel's values), no-flux ends, no covariates, and the rates the metamodel does
+not take fixed at its values. The prior box of the metamodel's parameters is its training box
+(a user ``bounds`` may narrow it, never widen it: a ``ValueError`` says so), so no proposal is
+ever extrapolated. ``predict`` always goes through the solver.
 
 Priors live on the unconstrained scale z (log for positive parameters). The default for each
 free parameter is a normal centred in its box with a standard deviation of a quarter of the
@@ -14,7 +24,9 @@ box's width, truncated to the box: weakly informative, and it respects the bound
 
 from __future__ import annotations
 
+import dataclasses
 import time as _time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,11 +35,13 @@ import xarray as xr
 
 from .estimators import SolverEstimator
 from .inference._diagnostics import check_convergence, summarize
-from .inference._mcmc import run_mcmc
+from .inference._mcmc import run_delayed_acceptance, run_mcmc
 
 __all__ = ["MCMCEstimator"]
 
 FORWARDS = ("solver", "hyperpinn", "lora", "pinn", "hyperpinn+solver", "lora+solver")
+METAMODEL_KIND = {"hyperpinn": "full", "lora": "lora", "hyperpinn+solver": "full",
+                  "lora+solver": "lora"}
 SAMPLERS = ("nuts", "rwmh", "smc")
 
 
@@ -37,10 +51,25 @@ class MCMCEstimator(SolverEstimator):
     Parameters
     ----------
     forward : {"solver", "hyperpinn", "lora", "pinn", "hyperpinn+solver", "lora+solver"}
-        Forward model of the likelihood. Only "solver" is implemented so far.
+        Forward model of the likelihood (see the module docstring). "pinn" is not built yet.
     sampler : {"nuts", "rwmh", "smc"}
         NUTS with window adaptation (default), adaptive random-walk Metropolis, or adaptive
-        tempered SMC (which also estimates the log evidence, ``log_evidence_``).
+        tempered SMC (which also estimates the log evidence, ``log_evidence_``). Ignored by the
+        "+solver" forwards, which always run delayed-acceptance random-walk Metropolis.
+    metamodel : physreg.metamodels.HyperPINN, str or Path, optional
+        The metamodel of the "hyperpinn"/"lora" forwards, or the path of one saved with
+        :func:`physreg.metamodels.save_metamodel`. Its kind must match the forward ("full" for
+        "hyperpinn", "lora" for "lora"). None: one is trained on first fit (supervised on solver
+        solutions over the prior box of D and r, see ``metamodel_options``) and kept as
+        ``metamodel_``.
+    metamodel_options : dict, optional
+        For training on first fit: ``box`` (name -> (lo, hi), default: the estimator's bounds),
+        ``steps`` (default 4000), ``n_train`` (solver solutions, default 512), ``seed`` and the
+        architecture keywords of :meth:`physreg.metamodels.HyperPINN.build`.
+    compiler_options : dict, optional
+        XLA options for compiling the sampler (see :func:`physreg.inference._mcmc.run_mcmc`);
+        ``{"xla_backend_optimization_level": 0}`` compiles 5-10x faster on CPU and runs slower:
+        for short runs and tests.
     num_chains, num_warmup, num_samples : int
         Per chain (SMC: ``smc_particles`` particles in one chain).
     priors : dict name -> ("normal", mean, sd) on the unconstrained scale, optional.
@@ -55,8 +84,9 @@ class MCMCEstimator(SolverEstimator):
                  competition="gamma", boundary="neumann", boundary_value=0.0, initial="first",
                  n_introductions=1, t0=None, fit_t0=False, fixed=None, bounds=None,
                  initial_params=None, priors=None, domain=None, extras=None, grid=None,
-                 max_step=None, num_chains=4, num_warmup=500, num_samples=1000,
-                 smc_particles=1000, rhat_max=1.01, ess_min=400.0, random_state=0,
+                 max_step=None, solver_method="auto", num_chains=4, num_warmup=500, num_samples=1000,
+                 smc_particles=1000, rhat_max=1.01, ess_min=400.0, metamodel=None,
+                 metamodel_options=None, compiler_options=None, random_state=0,
                  verbose=False):
         self.forward = forward
         self.sampler = sampler
@@ -79,12 +109,16 @@ class MCMCEstimator(SolverEstimator):
         self.extras = extras
         self.grid = grid
         self.max_step = max_step
+        self.solver_method = solver_method
         self.num_chains = num_chains
         self.num_warmup = num_warmup
         self.num_samples = num_samples
         self.smc_particles = smc_particles
         self.rhat_max = rhat_max
         self.ess_min = ess_min
+        self.metamodel = metamodel
+        self.metamodel_options = metamodel_options
+        self.compiler_options = compiler_options
         self.random_state = random_state
         self.verbose = verbose
 
@@ -130,11 +164,11 @@ class MCMCEstimator(SolverEstimator):
         """Sample the posterior. Returns self."""
         if self.forward not in FORWARDS:
             raise ValueError(f"forward must be one of {FORWARDS}, got {self.forward!r}.")
-        if self.forward != "solver":
+        if self.forward == "pinn":
             raise NotImplementedError(
-                f"forward={self.forward!r} is not implemented yet: the HyperPINN, low-rank and "
-                "warm-started PINN forward models (and their delayed-acceptance pairs) are "
-                "open work; use forward='solver'.")
+                "forward='pinn' (a PINN re-trained from a warm start at each proposal) is not "
+                "implemented yet; use forward='hyperpinn', 'lora', their '+solver' pairs or "
+                "'solver'.")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}.")
         for name in ("num_chains", "num_warmup", "num_samples", "smc_particles"):
@@ -142,18 +176,30 @@ class MCMCEstimator(SolverEstimator):
             if not isinstance(v, int | np.integer) or v < (0 if name == "num_warmup" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}.")
         t_start = _time.perf_counter()
+        self._mm = self._resolve_metamodel() if self.forward in METAMODEL_KIND else None
         # the maximum-likelihood fit gives the chains a good start
         super().fit(obs, covariates)
         self._prior = self._prior_arrays()
         prob = self.problem_
         z_map = jnp.asarray(self.z_)
+        self.metamodel_train_s_ = 0.0
+        if self.forward in METAMODEL_KIND:
+            if self._mm is None:
+                self._mm = self._train_metamodel()
+            self.metamodel_ = self._mm
 
-        def loglik(z):
+        def loglik_solver(z):
             return jnp.sum(prob.loglik_terms(z))
 
-        def logpost(z):
-            lp = self._logprior(z)
-            return jnp.where(jnp.isfinite(lp), lp + loglik(z), -jnp.inf)
+        def make_logpost(loglik):
+            def logpost(z):
+                lp = self._logprior(z)
+                return jnp.where(jnp.isfinite(lp), lp + loglik(z), -jnp.inf)
+            return logpost
+
+        loglik = (self._metamodel_loglik(self._mm) if self.forward in ("hyperpinn", "lora")
+                  else loglik_solver)
+        logpost = make_logpost(loglik)
 
         key = jax.random.PRNGKey(int(np.random.default_rng(self.random_state).integers(2**31)))
         k_init, k_run = jax.random.split(key)
@@ -161,11 +207,21 @@ class MCMCEstimator(SolverEstimator):
         lo, hi = self.space_.bounds_unconstrained()
         jitter = 0.05 * jax.random.normal(k_init, (int(self.num_chains), z_map.shape[0]))
         z_init = jnp.clip(z_map + jitter, lo, hi)
-        res = run_mcmc(logpost, z_init, sampler=self.sampler, num_chains=int(self.num_chains),
-                       num_warmup=int(self.num_warmup), num_samples=int(self.num_samples),
-                       key=k_run, logprior=self._logprior, loglik=loglik,
-                       prior_sample=self._prior_sample, smc_particles=int(self.smc_particles),
-                       progress=bool(self.verbose))
+        if self.forward.endswith("+solver"):
+            cheap = make_logpost(self._metamodel_loglik(self._mm))
+            res = run_delayed_acceptance(cheap, logpost, z_init, num_chains=int(self.num_chains),
+                                         num_warmup=int(self.num_warmup),
+                                         num_samples=int(self.num_samples), key=k_run,
+                                         compiler_options=self.compiler_options,
+                                         progress=bool(self.verbose))
+        else:
+            res = run_mcmc(logpost, z_init, sampler=self.sampler,
+                           num_chains=int(self.num_chains), num_warmup=int(self.num_warmup),
+                           num_samples=int(self.num_samples), key=k_run,
+                           logprior=self._logprior, loglik=loglik,
+                           prior_sample=self._prior_sample,
+                           smc_particles=int(self.smc_particles),
+                           compiler_options=self.compiler_options, progress=bool(self.verbose))
         self.result_ = res
         names = list(self.space_.free)
         space = self.space_
@@ -190,6 +246,162 @@ class MCMCEstimator(SolverEstimator):
         self.fit_time_ = _time.perf_counter() - t_start
         self.sampling_time_ = float(sum(res.timing.values()))
         return self
+
+    # ---------------------------------------------------------------- metamodels ------------
+    def _resolve_metamodel(self):
+        """The metamodel given (instance or path), checked against the forward; or None."""
+        from .metamodels import HyperPINN, load_metamodel
+
+        mm = self.metamodel
+        if mm is None:
+            return None
+        if isinstance(mm, str | Path):
+            mm = load_metamodel(mm)
+        if not isinstance(mm, HyperPINN):
+            raise TypeError(f"metamodel must be a physreg.metamodels.HyperPINN or the path of a "
+                            f"saved one, got {type(mm).__name__}.")
+        want = METAMODEL_KIND[self.forward]
+        if mm.kind != want:
+            raise ValueError(f"forward={self.forward!r} needs a metamodel of kind {want!r}, got "
+                             f"one of kind {mm.kind!r}; pass forward="
+                             f"{'lora' if mm.kind == 'lora' else 'hyperpinn'!r}"
+                             f"{'+solver' if self.forward.endswith('+solver') else ''!r} or "
+                             "another metamodel.")
+        return mm
+
+    def _setup(self, obs, covariates):
+        super()._setup(obs, covariates)
+        mm = getattr(self, "_mm", None)
+        if self.forward not in METAMODEL_KIND or mm is None:
+            return
+        self._check_metamodel_fits(mm)  # before any solver work
+        # the prior box of the metamodel's parameters is its training box (user bounds may
+        # only narrow it)
+        space = self.space_
+        lower, upper = list(space.lower), list(space.upper)
+        user = dict(self.bounds or {})
+        for n, a, b in zip(mm.setup.names, mm.setup.lower, mm.setup.upper, strict=True):
+            if n not in space.free:
+                raise ValueError(f"The metamodel takes {n!r}, which is fixed here; free it or use "
+                                 f"a metamodel over {[m for m in mm.setup.names if m != n]}.")
+            i = space.free.index(n)
+            if n in user:
+                lo, hi = (float(v) for v in user[n])
+                if lo < a - 1e-12 or hi > b + 1e-12:
+                    raise ValueError(f"bounds[{n!r}] = {(lo, hi)} reach outside the metamodel's "
+                                     f"training box ({a}, {b}): a metamodel does not "
+                                     f"extrapolate; use bounds within it, e.g. bounds={{{n!r}: "
+                                     f"({a}, {b})}}, or retrain the metamodel on a wider box.")
+                lower[i], upper[i] = lo, hi
+            else:
+                lower[i], upper[i] = float(a), float(b)
+        self.space_ = dataclasses.replace(space, lower=tuple(lower), upper=tuple(upper))
+
+    def _check_metamodel_fits(self, mm):
+        """Raise ValueError unless the model is the family the metamodel was trained on."""
+        from .model import GaussianIntroductions
+
+        s = mm.setup
+        model = self.model_
+        problems = []
+        if model.ndim != 1:
+            problems.append("the model is not 1-D")
+        if model.covariates:
+            problems.append(f"the model uses covariates {list(model.covariates)}")
+        if self.boundary != "neumann":
+            problems.append(f"boundary={self.boundary!r} (the metamodel has no-flux ends)")
+        if self.competition != "gamma":
+            problems.append(f"competition={self.competition!r} (the metamodel uses gamma)")
+        ic = model.initial
+        if not isinstance(ic, GaussianIntroductions) or ic.n != 1 or ic.fit_t0:
+            problems.append("initial must be 'gaussian' with one introduction at a known t0")
+        elif abs(float(ic.t0) - s.t0) > 1e-9:
+            problems.append(f"t0 = {ic.t0}, the metamodel starts at {s.t0}")
+        fixed = dict(self.space_.fixed)
+        for n, v in zip(("ic_x", "ic_width", "ic_mass"), s.ic, strict=True):
+            if n not in fixed or abs(fixed[n] - v) > 1e-9 * max(1.0, abs(v)):
+                problems.append(f"{n} must be fixed at {v} (the metamodel's introduction), got "
+                                f"{fixed.get(n, 'free')}")
+        for n, v in s.fixed:
+            if n not in fixed or abs(fixed[n] - v) > 1e-9 * max(1.0, abs(v)):
+                problems.append(f"{n} must be fixed at {v}, got {fixed.get(n, 'free')}")
+        dom = tuple(float(a) for a in model.domain.x)
+        if any(abs(a - b) > 1e-9 for a, b in zip(dom, s.domain, strict=True)):
+            problems.append(f"domain {dom} differs from the metamodel's {s.domain}")
+        t = self.obs_.time
+        if t.min() < s.t0 or t.max() > s.t_max:
+            problems.append(f"observation times [{t.min()}, {t.max()}] leave the metamodel's "
+                            f"window [{s.t0}, {s.t_max}]")
+        if any(k in self.obs_.extras for k in ("radius", "cell_size")):
+            problems.append("areal observations (radius / cell_size) are not supported")
+        if problems:
+            raise ValueError(f"forward={self.forward!r}: the metamodel does not cover this model: "
+                             + "; ".join(problems) + ". Pass fixed={'ic_x': ..., 'ic_width': "
+                             "..., 'ic_mass': ..., ...} with the metamodel's values "
+                             f"(its setup: {s}), or use forward='solver'.")
+
+    def _metamodel_loglik(self, mm):
+        prob = self.problem_
+        space = self.space_
+        t_obs = jnp.asarray(self.obs_.time, float)
+        x_obs = jnp.asarray(self.obs_.x, float)
+        names = mm.setup.names
+        lik = self.likelihood_
+
+        def loglik(z):
+            p = space.unpack(z)
+            theta = jnp.stack([p[n] for n in names])
+            mu = mm.evaluate(theta, t_obs, x_obs)
+            nuis = {n: p[n] for n in lik.nuisance_names()}
+            return jnp.sum(lik.logpdf(prob.y, mu, nuis, prob.extras))
+
+        return loglik
+
+    def _train_metamodel(self):
+        from .metamodels import (
+            FKPPSetup,
+            HyperPINN,
+            default_grid,
+            sample_box,
+            solver_snapshots,
+            train_metamodel,
+        )
+
+        opts = dict(self.metamodel_options or {})
+        space = self.space_
+        fixed = dict(space.fixed)
+        box = dict(opts.pop("box", {}))
+        names = tuple(n for n in ("D", "r", "gamma") if n in space.free)
+        for n in names:
+            if n not in box:
+                i = space.free.index(n)
+                box[n] = (space.lower[i], space.upper[i])
+        missing = [n for n in ("ic_x", "ic_width", "ic_mass") if n not in fixed]
+        if missing:
+            raise ValueError(f"forward={self.forward!r} trains a metamodel for a known "
+                             f"introduction: fix {missing} (fixed={{...}}).")
+        setup = FKPPSetup(names=names, lower=tuple(float(box[n][0]) for n in names),
+                          upper=tuple(float(box[n][1]) for n in names),
+                          fixed=tuple((n, float(fixed[n])) for n in ("D", "r", "gamma")
+                                      if n not in names),
+                          domain=tuple(float(a) for a in self.model_.domain.x),
+                          t0=float(self.model_.initial.t0),
+                          t_max=float(max(self.obs_.time.max(), self.model_.initial.t0 + 1e-9)),
+                          ic=tuple(float(fixed[n]) for n in ("ic_x", "ic_width", "ic_mass")))
+        steps = int(opts.pop("steps", 4000))
+        n_train = int(opts.pop("n_train", 512))
+        seed = int(opts.pop("seed", 0))
+        t0 = _time.perf_counter()
+        model = HyperPINN.build(setup, kind=METAMODEL_KIND[self.forward], key=seed, **opts)
+        t, x = default_grid(setup)
+        th = sample_box(setup, n_train, seed=seed)
+        u = solver_snapshots(setup, th, t, x=x)
+        model, rec = train_metamodel(model, theta_train=th, u_train=u, t_grid=t, x_grid=x,
+                                     steps=steps, seed=seed, steps_per_call=min(250, steps),
+                                     verbose=bool(self.verbose))
+        self.metamodel_train_s_ = _time.perf_counter() - t0
+        self.metamodel_record_ = rec
+        return model  # its box is the current prior box, so nothing else changes
 
     # ---------------------------------------------------------------- results ---------------
     def _flat_draws(self):

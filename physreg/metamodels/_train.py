@@ -132,7 +132,8 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
                     x_grid=None, data_weight: float = 1.0, residual_weight: float = 0.0,
                     steps: int = 5000, lr: float = 3e-3, batch_theta: int = 16,
                     batch_points: int = 512, steps_per_call: int = 250, seed: int = 0,
-                    time_budget: float | None = None, verbose: bool = False):
+                    time_power: float = 1.0, time_budget: float | None = None,
+                    verbose: bool = False):
     """Train a metamodel with Adam (cosine decay from `lr`); returns ``(model, record)``.
 
     **Arguments:**
@@ -141,6 +142,8 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
       data (needed when ``data_weight > 0``; see :func:`solver_snapshots`).
     - `data_weight`, `residual_weight`: weights of the two losses (see the module docstring).
     - `batch_theta` theta per step; `batch_points` points per theta for each loss.
+    - `time_power`: collocation times of the residual are ``t' = U^time_power`` (U uniform):
+      a power > 1 puts more of them near the initial time, where a PINN first goes wrong.
     - `time_budget`: stop after this many seconds (checked between compiled chunks).
 
     `record` has ``loss`` (per chunk), ``steps`` (done), ``train_s``, ``compile_s``.
@@ -191,6 +194,7 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
                     cols.append(lo[j] + u01[:, j] * (hi[j] - lo[j]))
             th = jnp.stack(cols, -1).astype(jnp.float32)
             pts = jax.random.uniform(k4, (batch_theta, 2, batch_points), dtype=jnp.float32)
+            pts = pts.at[:, 0].set(pts[:, 0] ** time_power)
             res = jax.vmap(lambda th1, pp: _residual(m, th1, pp[0], pp[1]))(th, pts)
             total = total + residual_weight * jnp.mean(res**2)
         return total

@@ -1,0 +1,194 @@
+"""MCMC with metamodel forward models vs the solver, on the bundled 1-D data (one run).
+
+Data: ``physreg.datasets.load_example("fkpp1d_gaussian")`` (8 times x 25 sites, 5 % Gaussian
+noise). Model: known introduction and gamma (fixed at the generating values, which are the
+metamodel's setup), free D, r and the noise sd sigma. Every run uses the same prior: the
+estimator's default on the unconstrained scale over the box D in [0.05, 0.2], r in [0.5, 1.5]
+(the metamodels' training box) and the default sigma bounds.
+
+Runs (4 chains each; times exclude compilation; ESS = min over D, r, sigma of bulk ESS):
+
+- ``solver_nuts``: the reference posterior (256-cell finite-volume solver, NUTS);
+- ``hyperpinn_nuts``, ``lora_nuts``: NUTS through the metamodels trained by
+  ``studies/metamodel_quality.py`` (``full_supervised``, ``lora_supervised``);
+- ``solver_rwmh``: adaptive random-walk Metropolis through the solver (the peer of DA);
+- ``hyperpinn+solver``, ``lora+solver``: delayed acceptance, exact solver posterior.
+
+Posterior accuracy against ``solver_nuts``: |difference of means| / posterior sd (target <= 0.1),
+95 % interval endpoints difference / sd (target <= 0.2), 1-D Wasserstein distance per marginal
+(user units, and / sd). Speed: ESS/s (sampling phase; and warm-up + sampling) and its ratio
+to solver-NUTS (target >= 30x); training time (from the metamodel's record: solver data +
+training) and the break-even number of effective samples
+``N* = train_s / (1 / ess_s_solver - 1 / ess_s_meta)``. DA: fraction of solver calls saved and
+ESS/s ratio to solver-RWMH and solver-NUTS.
+
+Writes studies/results/mcmc_metamodels.{json,md}.
+
+    python studies/mcmc_metamodels.py [--samples 1000] [--warmup 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+import physreg
+from physreg.inference._diagnostics import summarize
+from physreg.metamodels import load_info
+
+OUT = Path(__file__).parent / "results"
+MM = OUT / "metamodels"
+NAMES = ["D", "r", "sigma"]
+FIXED = {"gamma": 1.0, "ic_x": 2.0, "ic_width": 0.3, "ic_mass": 0.5}
+BOUNDS = {"D": (0.05, 0.2), "r": (0.5, 1.5)}
+
+
+def run(name, forward, sampler, metamodel, ds, args):
+    n_samp = args.samples * (2 if sampler == "rwmh" or forward.endswith("+solver") else 1)
+    est = physreg.MCMCEstimator(forward=forward, sampler=sampler, metamodel=metamodel,
+                                initial="gaussian", t0=0.0, fixed=FIXED, bounds=BOUNDS,
+                                num_chains=4, num_warmup=args.warmup, num_samples=n_samp,
+                                random_state=0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        est.fit(ds)
+    wall = time.perf_counter() - t0
+    res = est.result_
+    post = est.posterior_["posterior"]
+    draws = {n: post[n].values.ravel() for n in NAMES}
+    summ = summarize(res.samples, NAMES)
+    ess = min(summ[n]["ess_bulk"] for n in NAMES)
+    out = {"forward": forward, "sampler": res.sampler, "num_samples_per_chain": n_samp,
+           "timing": res.timing, "fit_wall_s": wall,
+           "ess_bulk_min": ess, "r_hat_max": max(summ[n]["r_hat"] for n in NAMES),
+           "ess_per_s_sampling": ess / res.timing["sampling_s"],
+           "ess_per_s_warmup_sampling": ess / (res.timing["sampling_s"] + res.timing["warmup_s"]),
+           "summary_unconstrained": summ,
+           "mean": {n: float(draws[n].mean()) for n in NAMES},
+           "sd": {n: float(draws[n].std(ddof=1)) for n in NAMES},
+           "ci95": {n: np.quantile(draws[n], [0.025, 0.975]).tolist() for n in NAMES},
+           "warnings": sorted({str(x.message)[:160] for x in w})}
+    if forward.endswith("+solver"):
+        info = res.info
+        out["da"] = {k: float(np.sum(info[k])) if k.startswith("exact") else info[k]
+                     for k in ("fraction_exact_saved", "stage1_acceptance", "stage2_acceptance",
+                               "acceptance", "exact_evals_sampling", "exact_evals_warmup")}
+    print(name, json.dumps({k: out[k] for k in ("ess_bulk_min", "ess_per_s_sampling", "mean",
+                                                "timing")}, default=float), flush=True)
+    return out, draws
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    ds = physreg.datasets.load_example("fkpp1d_gaussian")
+    plan = [("solver_nuts", "solver", "nuts", None),
+            ("hyperpinn_nuts", "hyperpinn", "nuts", MM / "full_supervised"),
+            ("lora_nuts", "lora", "nuts", MM / "lora_supervised"),
+            ("solver_rwmh", "solver", "rwmh", None),
+            ("hyperpinn+solver", "hyperpinn+solver", "rwmh", MM / "full_supervised"),
+            ("lora+solver", "lora+solver", "rwmh", MM / "lora_supervised")]
+    only = [s for s in args.only.split(",") if s]
+    results, draws = {"settings": vars(args), "runs": {}}, {}
+    for name, fwd, sampler, mm in plan:
+        if only and name not in only and name != "solver_nuts":
+            continue
+        results["runs"][name], draws[name] = run(name, fwd, sampler,
+                                                 None if mm is None else str(mm), ds, args)
+        if mm is not None:
+            rec = load_info(mm)["info"]
+            results["runs"][name]["metamodel"] = {
+                "path": str(mm.relative_to(OUT.parent.parent)),
+                "train_s": rec["train_s"],
+                "training_s_incl_solver_data": rec["training_s_incl_solver_data"],
+                "rel_l2_median": rec["rel_l2_median"], "rel_l2_p95": rec["rel_l2_p95"]}
+    ref = results["runs"]["solver_nuts"]
+    for name, r in results["runs"].items():
+        if name == "solver_nuts":
+            continue
+        cmp = {}
+        for n in NAMES:
+            sd = ref["sd"][n]
+            cmp[n] = {"mean_diff_over_sd": abs(r["mean"][n] - ref["mean"][n]) / sd,
+                      "ci_lower_diff_over_sd": abs(r["ci95"][n][0] - ref["ci95"][n][0]) / sd,
+                      "ci_upper_diff_over_sd": abs(r["ci95"][n][1] - ref["ci95"][n][1]) / sd,
+                      "wasserstein": float(wasserstein_distance(draws[name][n],
+                                                                draws["solver_nuts"][n])),
+                      }
+            cmp[n]["wasserstein_over_sd"] = cmp[n]["wasserstein"] / sd
+        r["vs_solver_nuts"] = cmp
+        r["ess_per_s_ratio_vs_solver_nuts"] = r["ess_per_s_sampling"] / ref["ess_per_s_sampling"]
+        r["ess_per_s_ratio_vs_solver_nuts_warmup_sampling"] = (
+            r["ess_per_s_warmup_sampling"] / ref["ess_per_s_warmup_sampling"])
+        if "metamodel" in r and r["ess_per_s_sampling"] > ref["ess_per_s_sampling"]:
+            tr = r["metamodel"]["training_s_incl_solver_data"]
+            r["break_even_effective_samples"] = tr / (1.0 / ref["ess_per_s_sampling"]
+                                                      - 1.0 / r["ess_per_s_sampling"])
+        if name.endswith("+solver") and "solver_rwmh" in results["runs"]:
+            rw = results["runs"]["solver_rwmh"]
+            r["ess_per_s_ratio_vs_solver_rwmh"] = (r["ess_per_s_sampling"]
+                                                   / rw["ess_per_s_sampling"])
+    (OUT / "mcmc_metamodels.json").write_text(json.dumps(results, indent=2, default=float))
+    write_md(results)
+
+
+def write_md(results):
+    runs = results["runs"]
+    ref = runs["solver_nuts"]
+    L = ["# MCMC through metamodels vs the solver (bundled 1-D data, one run)", "",
+         "Free D, r, sigma; 4 chains; ESS = min bulk ESS over the three; times exclude "
+         "compilation. Reference: solver NUTS.", "",
+         "| run | draws/chain | ESS | ESS/s (sampling) | ratio vs solver-NUTS | ESS/s (warm-up+"
+         "sampling) | ratio | R-hat max |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in runs.items():
+        L.append(f"| {name} | {r['num_samples_per_chain']} | {r['ess_bulk_min']:.0f} | "
+                 f"{r['ess_per_s_sampling']:.1f} | "
+                 f"{r.get('ess_per_s_ratio_vs_solver_nuts', 1.0):.1f} | "
+                 f"{r['ess_per_s_warmup_sampling']:.1f} | "
+                 f"{r.get('ess_per_s_ratio_vs_solver_nuts_warmup_sampling', 1.0):.1f} | "
+                 f"{r['r_hat_max']:.3f} |")
+    L += ["", "Posterior vs solver-NUTS (|mean diff| / sd; 95 % CI endpoint diffs / sd; "
+          "Wasserstein / sd). Targets: 0.1, 0.2.", "",
+          "| run | param | mean | sd | mean diff/sd | lo diff/sd | hi diff/sd | W1/sd |",
+          "|---|---|---|---|---|---|---|---|"]
+    for n in NAMES:
+        L.append(f"| solver_nuts | {n} | {ref['mean'][n]:.4g} | {ref['sd'][n]:.3g} | | | | |")
+    for name, r in runs.items():
+        for n, c in r.get("vs_solver_nuts", {}).items():
+            L.append(f"| {name} | {n} | {r['mean'][n]:.4g} | {r['sd'][n]:.3g} | "
+                     f"{c['mean_diff_over_sd']:.3f} | {c['ci_lower_diff_over_sd']:.3f} | "
+                     f"{c['ci_upper_diff_over_sd']:.3f} | {c['wasserstein_over_sd']:.3f} |")
+    L += [""]
+    for name, r in runs.items():
+        if "metamodel" in r:
+            m = r["metamodel"]
+            L.append(f"- {name}: metamodel {m['path']} (median rel. L2 "
+                     f"{100 * m['rel_l2_median']:.2f} %, p95 {100 * m['rel_l2_p95']:.2f} %), "
+                     f"training {m['training_s_incl_solver_data']:.0f} s incl. solver data; "
+                     f"break-even "
+                     f"{r.get('break_even_effective_samples', float('nan')):.0f} effective "
+                     "samples.")
+        if "da" in r:
+            d = r["da"]
+            L.append(f"- {name}: solver calls saved {100 * d['fraction_exact_saved']:.1f} % "
+                     f"(stage-1 acceptance {d['stage1_acceptance']:.3f}, stage-2 "
+                     f"{d['stage2_acceptance']:.3f}); ESS/s ratio vs solver-RWMH "
+                     f"{r.get('ess_per_s_ratio_vs_solver_rwmh', float('nan')):.2f}, vs "
+                     f"solver-NUTS {r['ess_per_s_ratio_vs_solver_nuts']:.2f}.")
+    L += ["", "Reproduce: `python studies/metamodel_quality.py && python "
+          "studies/mcmc_metamodels.py`."]
+    (OUT / "mcmc_metamodels.md").write_text("\n".join(L) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Hypernetwork metamodels: box check, save/load, LoRA size, and the MCMC forwards that use them
+(estimator contract; delayed acceptance targets the solver posterior)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from physreg.mcmc import MCMCEstimator
+from physreg.metamodels import (
+    FKPPSetup,
+    HyperPINN,
+    default_grid,
+    load_info,
+    load_metamodel,
+    relative_errors,
+    sample_box,
+    save_metamodel,
+    solver_snapshots,
+    train_metamodel,
+)
+
+from .test_solver_estimator import TRUTH, make_data
+
+SETUP = FKPPSetup()  # D in [0.05, 0.2], r in [0.5, 1.5], gamma = 1, bundled introduction
+FIXED = {k: TRUTH[k] for k in ("gamma", "ic_x", "ic_width", "ic_mass")}
+TINY = dict(width=16, depth=2, modes=8, hyper_width=32, hyper_depth=1, rank=2)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Tiny metamodels (full and lora) trained briefly on 64 solver solutions."""
+    t, x = default_grid(SETUP, n_t=10, n_x=32)
+    th = sample_box(SETUP, 64, seed=0)
+    u = solver_snapshots(SETUP, th, t, x=x, n_cells=64)
+    out = {}
+    for kind in ("full", "lora"):
+        m = HyperPINN.build(SETUP, kind=kind, key=0, **TINY)
+        m, rec = train_metamodel(m, theta_train=th, u_train=u, t_grid=t, x_grid=x, steps=300,
+                                 steps_per_call=100, batch_theta=8, batch_points=128)
+        out[kind] = m
+    th_test = sample_box(SETUP, 16, seed=7, scheme="uniform")
+    out["test"] = (th_test, solver_snapshots(SETUP, th_test, t, x=x, n_cells=64), t, x)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data(seed=3, n_times=4, n_sites=10)
+
+
+def test_training_reduces_error(trained):
+    th, u, t, x = trained["test"]
+    e0 = relative_errors(HyperPINN.build(SETUP, key=0, **TINY), th, u, t, x)
+    e1 = relative_errors(trained["full"], th, u, t, x)
+    assert np.median(e1) < 0.5 * np.median(e0)
+    assert np.median(e1) < 0.2
+
+
+def test_domain_check(trained):
+    m = trained["full"]
+    t, x = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    assert m.predict([0.1, 1.0], t, x).shape == (2, 2)
+    with pytest.raises(ValueError, match="outside the metamodel's training box"):
+        m.predict([0.3, 1.0], t, x)
+    with pytest.raises(ValueError, match="outside the metamodel's training box"):
+        m.predict(np.array([[0.1, 1.0], [0.1, 0.4]]), t, x)
+    with pytest.raises(ValueError, match="2 columns"):
+        m.predict([0.1, 1.0, 1.0], t, x)
+    with pytest.raises(ValueError, match="window"):
+        m.predict([0.1, 1.0], np.array([11.0]), x)
+    with pytest.raises(ValueError, match="lower < upper"):
+        FKPPSetup(lower=(0.2, 0.5), upper=(0.05, 1.5))
+    with pytest.raises(ValueError, match="kind"):
+        HyperPINN.build(SETUP, kind="huge")
+
+
+@pytest.mark.parametrize("kind", ["full", "lora"])
+def test_save_load_roundtrip(trained, tmp_path, kind):
+    m = trained[kind]
+    stem = save_metamodel(m, tmp_path / f"mm_{kind}", info={"note": "test"})
+    back = load_metamodel(stem.with_suffix(".eqx"))
+    assert back.kind == kind and back.setup == m.setup
+    t, x = np.linspace(0.5, 10, 5), np.linspace(0.1, 9.9, 7)
+    np.testing.assert_array_equal(back.predict([0.12, 0.8], t, x), m.predict([0.12, 0.8], t, x))
+    info = load_info(stem)
+    assert info["setup"]["lower"] == [0.05, 0.5] and info["info"]["note"] == "test"
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_metamodel(tmp_path / "nothing")
+
+
+def test_lora_is_smaller(trained):
+    full, lora = trained["full"], trained["lora"]
+    assert lora.n_hyper_outputs < 0.6 * full.n_hyper_outputs
+    assert lora.n_params < full.n_params
+
+
+def _est(forward, mm, **kw):
+    base = dict(initial="gaussian", t0=0.0, grid=32, fixed=FIXED, num_chains=2, num_warmup=100,
+                num_samples=100, random_state=0,
+                compiler_options={"xla_backend_optimization_level": 0})
+    base.update(kw)
+    return MCMCEstimator(forward=forward, metamodel=mm, **base)
+
+
+@pytest.mark.parametrize("forward", ["hyperpinn", "lora"])
+def test_estimator_contract_metamodel_forwards(trained, data, forward):
+    mm = trained["full" if forward == "hyperpinn" else "lora"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = _est(forward, mm, sampler="rwmh").fit(data)
+    assert est.posterior_["posterior"]["D"].dims == ("chain", "draw")
+    assert est.posterior_.attrs["forward"] == forward
+    assert {"D", "r", "sigma"} <= set(est.params_["param"].values.tolist())
+    ci = est.confidence_intervals(level=0.9)
+    assert ci.dims == ("param", "bound")
+    D = est.posterior_["posterior"]["D"].values
+    assert D.min() >= 0.05 and D.max() <= 0.2  # the prior box is the training box
+    assert est.metamodel_ is mm
+    assert est.predict(data).shape == data["density"].shape
+
+
+def test_estimator_refuses_what_the_metamodel_does_not_cover(trained, data, tmp_path):
+    mm = trained["full"]
+    with pytest.raises(ValueError, match="outside the metamodel's training box|reach outside"):
+        _est("hyperpinn", mm, bounds={"D": (0.01, 0.2)}).fit(data)
+    with pytest.raises(ValueError, match="ic_width must be fixed at 0.3"):
+        _est("hyperpinn", mm, fixed={**FIXED, "ic_width": 0.4}).fit(data)
+    with pytest.raises(ValueError, match="kind 'full'"):
+        _est("hyperpinn", trained["lora"]).fit(data)
+    with pytest.raises(TypeError, match="HyperPINN"):
+        _est("hyperpinn", 3.0).fit(data)
+    with pytest.raises(NotImplementedError, match="pinn"):
+        _est("pinn", None).fit(data)
+    # a path works like the instance
+    stem = save_metamodel(mm, tmp_path / "mm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = _est("hyperpinn", str(stem), sampler="rwmh", num_warmup=20, num_samples=20)
+        est.fit(data)
+    assert est.metamodel_.kind == "full"
+
+
+def test_delayed_acceptance_targets_the_solver_posterior(trained, data):
+    """DA with a crude metamodel and plain solver RWMH sample the same posterior: posterior
+    means of D and r agree within 4 Monte Carlo standard errors (fixed seeds)."""
+    from physreg.inference._diagnostics import summarize
+
+    kw = dict(num_chains=4, num_warmup=400, num_samples=1500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        da = _est("hyperpinn+solver", trained["full"], **kw).fit(data)
+        ref = _est("solver", None, sampler="rwmh", random_state=1, **kw).fit(data)
+    info = da.result_.info
+    assert 0.0 < info["fraction_exact_saved"] < 1.0
+    s_da = summarize(da.result_.samples, ["D", "r", "sigma"])
+    s_ref = summarize(ref.result_.samples, ["D", "r", "sigma"])
+    for name in ("D", "r"):
+        a, b = s_da[name], s_ref[name]
+        assert abs(a["mean"] - b["mean"]) < 4.0 * np.hypot(a["mcse_mean"], b["mcse_mean"]), name
+        assert abs(a["sd"] / b["sd"] - 1.0) < 0.25, name
