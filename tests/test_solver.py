@@ -395,3 +395,24 @@ def test_bad_solver_arguments(model1):
         FiniteVolumeSolver(model1, shape=20).solve(P1, T1, t0=0.0)
     with pytest.raises(ValueError, match="Output times"):
         FiniteVolumeSolver(model1, shape=20).solve(P1, [1.0, 0.5], t0=0.0, cov={"z": np.zeros(20)})
+
+
+@pytest.mark.parametrize("width", [0.05, 0.5, 2.0])
+def test_gaussian_introduction_is_cell_averaged(width):
+    """The initial field holds the introduced mass inside the domain exactly, even narrower
+    than a cell, and tends to the point values of the density when the width spans many cells."""
+    from scipy.stats import norm
+
+    ic = GaussianIntroductions(n=1)
+    model = ReactionDiffusion(Domain(x=(0.0, 20.0), y=(0.0, 12.0)), initial=ic)
+    solver = FiniteVolumeSolver(model, shape=(24, 40))
+    params = {"ic_x": 7.3, "ic_y": 5.9, "ic_width": width, "ic_mass": 5.0}
+    u0 = np.asarray(solver.initial_field(params))
+    hy, hx = solver.spacing
+    inside = (np.diff(norm.cdf([0.0, 20.0], 7.3, width))
+              * np.diff(norm.cdf([0.0, 12.0], 5.9, width)))[0]
+    assert u0.sum() * hx * hy == pytest.approx(5.0 * inside, rel=1e-9)
+    if width >= 2.0:  # the midpoint rule's relative error at the peak: (hx^2 + hy^2) / (24 w^2)
+        point = np.asarray(ic.evaluate(params, solver.mesh()))
+        expected = (hx**2 + hy**2) / (24 * width**2)
+        assert np.max(np.abs(u0 - point)) / point.max() == pytest.approx(expected, rel=0.1)

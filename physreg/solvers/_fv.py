@@ -632,7 +632,7 @@ class FiniteVolumeSolver(eqx.Module):
     def initial_field(self, params: Mapping, u0=None):
         ic = self.model.initial
         if isinstance(ic, GaussianIntroductions):
-            field = ic.evaluate(params, self.mesh())
+            field = ic.cell_average(params, self.mesh(), self.spacing)
             return jnp.broadcast_to(field, self.shape).astype(float)
         if u0 is None:
             if isinstance(ic, InitialField):
