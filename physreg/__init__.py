@@ -13,3 +13,16 @@ from .estimators import SolverEstimator as SolverEstimator
 from .mcmc import MCMCEstimator as MCMCEstimator
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # PINNEstimator pulls in jinns (seconds to import): loaded on first use, as physreg.PINNEstimator
+    if name == "PINNEstimator":
+        from .pinn._estimator import PINNEstimator
+
+        return PINNEstimator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + ["PINNEstimator"])

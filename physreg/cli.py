@@ -18,15 +18,31 @@ app = typer.Typer(help="physreg: fit reaction-diffusion models to xarray/netCDF 
 def _estimator(method: str, **kw):
     import physreg
 
-    if method == "solver":
-        return physreg.SolverEstimator(**kw)
-    if method == "pinn":
+    classes = {"solver": physreg.SolverEstimator, "pinn": physreg.PINNEstimator}
+    if method not in classes:
+        raise typer.BadParameter(f"unknown method {method!r}; use 'solver' or 'pinn'.")
+    cls = classes[method]
+    unknown = sorted(set(kw) - set(cls().get_params()))
+    if unknown:
+        raise typer.BadParameter(f"{cls.__name__} has no argument {unknown}; valid: "
+                                 f"{sorted(cls().get_params())}.")
+    return cls(**kw)
+
+
+def _options(items) -> dict:
+    """``NAME=VALUE`` strings -> estimator arguments (values parsed as Python literals)."""
+    import ast
+
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"--option expects NAME=VALUE, got {item!r}.")
         try:
-            from physreg.pinn import PINNEstimator
-        except ImportError as e:  # pragma: no cover - until the PINN estimator lands
-            raise typer.BadParameter(f"the PINN estimator is not available: {e}") from e
-        return PINNEstimator(**kw)
-    raise typer.BadParameter(f"unknown method {method!r}; use 'solver' or 'pinn'.")
+            out[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[name.strip()] = value.strip()
+    return out
 
 
 def _table(est, ci, truth=None) -> str:
@@ -111,6 +127,10 @@ def fit(
     growth_covariate: Annotated[list[str] | None, typer.Option(help="covariate in r.")] = None,
     competition: Annotated[str, typer.Option(help="gamma, K or none.")] = "gamma",
     fix: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
+    t0: Annotated[float | None, typer.Option(help="Introduction date (initial=gaussian).")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        help="NAME=VALUE: another estimator argument (a Python literal), repeatable; e.g. "
+             "--method pinn --option n_adam=5000 --option width=48.")] = None,
     interval: Annotated[str, typer.Option(help="profile, wald or bootstrap.")] = "profile",
     level: float = 0.95,
     out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("physreg-fit"),
@@ -130,11 +150,14 @@ def fit(
             fixed[name.strip()] = float(value)
         except ValueError:
             raise typer.BadParameter(f"--fix expects NAME=VALUE, got {item!r}.") from None
+    extra = _options(option)
+    if t0 is not None:
+        extra["t0"] = t0
     est = _estimator(method, target=target, likelihood=likelihood, initial=initial,
                      diffusion_covariates=tuple(diffusion_covariate or ()),
                      growth_covariates=tuple(growth_covariate or ()),
                      competition=None if competition == "none" else competition,
-                     fixed=fixed or None, random_state=seed, verbose=True)
+                     fixed=fixed or None, random_state=seed, verbose=True, **extra)
     t0 = time.perf_counter()
     est.fit(ds, covariates=cov)
     ci = est.confidence_intervals(level=level, method=interval)

@@ -25,13 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from sklearn.utils.validation import check_is_fitted
 
 from ..estimators import ReactionDiffusionEstimator
 from ..inference._intervals import _crossings, bootstrap_intervals, chi2_threshold, resample_weights
 from ._fit import fit_pinn
 from ._problem import _observation_points, with_observations
-from ._train import Schedule, init_state, run_adam, run_lbfgs, stack_trees, unstack_tree
+from ._train import Schedule, init_state, run_lbfgs, stack_trees, unstack_tree
 
 __all__ = ["PINNEstimator"]
 
@@ -64,6 +63,12 @@ class PINNEstimator(ReactionDiffusionEstimator):
         Independent Adam runs (vmapped), the best refined by L-BFGS.
     float32 : bool
         Network weights in float32 (faster steps; theta and the likelihood stay in float64).
+    hard_ic : bool
+        Build fitted Gaussian introductions into the network exactly (``initial="gaussian"``)
+        instead of penalising the mismatch at t0 (see :func:`physreg.pinn.build_problem`).
+    relative_floor : float or None
+        Divide the PDE residual by ``u_hat + relative_floor`` (weights the leading edge of a
+        front); None: absolute residual.
     refit_lbfgs : int
         L-BFGS iterations of each warm-started refit (bootstrap replicate, profile point).
     n_boot : int
@@ -78,8 +83,9 @@ class PINNEstimator(ReactionDiffusionEstimator):
                  fixed=None, bounds=None, initial_params=None, domain=None, extras=None,
                  lambda_pde=100.0, lambda_ic=1000.0, lambda_bc=10.0, free_initial=False,
                  width=32, depth=3, modes=8, n_collocation=1024, n_adam=2000, n_lbfgs=3000,
-                 learning_rate=3e-3, n_restarts=1, float32=False, refit_lbfgs=500, n_boot=100,
-                 random_state=0, verbose=False):
+                 learning_rate=3e-3, n_restarts=1, float32=False, hard_ic=False,
+                 relative_floor=None, refit_lbfgs=500, n_boot=100, random_state=0,
+                 verbose=False):
         self.target = target
         self.likelihood = likelihood
         self.diffusion_covariates = diffusion_covariates
@@ -109,6 +115,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
         self.learning_rate = learning_rate
         self.n_restarts = n_restarts
         self.float32 = float32
+        self.hard_ic = hard_ic
+        self.relative_floor = relative_floor
         self.refit_lbfgs = refit_lbfgs
         self.n_boot = n_boot
         self.random_state = random_state
@@ -133,6 +141,10 @@ class PINNEstimator(ReactionDiffusionEstimator):
             v = getattr(self, name)
             if not (isinstance(v, int | float | np.floating) and np.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a non-negative number, got {v!r}.")
+        rf = self.relative_floor
+        if rf is not None and not (isinstance(rf, int | float | np.floating) and np.isfinite(rf)
+                                   and rf > 0):
+            raise ValueError(f"relative_floor must be None or a positive number, got {rf!r}.")
         if self.fit_t0:
             raise ValueError("PINNEstimator does not fit the introduction date (fit_t0=True); "
                              "fix t0 or use SolverEstimator.")
@@ -152,6 +164,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
             n_collocation=int(self.n_collocation), lambda_pde=float(self.lambda_pde),
             lambda_ic=float(self.lambda_ic), lambda_bc=float(self.lambda_bc),
             initial="free" if self.free_initial else "model", u_scale=self._u_scale(),
+            hard_ic=bool(self.hard_ic),
+            relative_floor=None if self.relative_floor is None else float(self.relative_floor),
             verbose=bool(self.verbose))
         self.pinn_ = res
         self._set_params(res.z)
@@ -206,24 +220,29 @@ class PINNEstimator(ReactionDiffusionEstimator):
                         chunk=max(int(self.refit_lbfgs), 1))
 
     def _refit_batch(self, datas, z_starts, batch_size):
-        """Warm-started refits of a batch of data (leading axis), in chunks of ``batch_size``.
+        """Warm-started refits of a batch of data (leading axis), in vmapped chunks.
 
+        The chunks have equal sizes (at most ``batch_size``; the last one padded by repeating
+        its final item, results discarded), so one compiled program serves them all.
         Returns (z (B, p), loss (B,), ok (B,))."""
         res = self.pinn_
         sch = self._refit_schedule()
         B = z_starts.shape[0]
+        n_chunks = -(-B // max(int(batch_size), 1))
+        size = -(-B // n_chunks)
         zs, fs, oks = [], [], []
-        for s in range(0, B, batch_size):
-            sl = slice(s, min(s + batch_size, B))
-            d = jax.tree.map(lambda a: a[sl], datas)
-            b = z_starts[sl].shape[0]
-            states = stack_trees([init_state(res.problem, res.variables.nn, z_starts[s + i],
-                                             unstack_tree(d, i), sch) for i in range(b)])
+        for s in range(0, B, size):
+            idx = np.minimum(np.arange(s, s + size), B - 1)
+            d = jax.tree.map(lambda a, idx=idx: a[idx], datas)
+            states = stack_trees([init_state(res.problem, res.variables.nn, z_starts[i],
+                                             unstack_tree(d, k), sch)
+                                  for k, i in enumerate(idx)])
             states, _ = run_lbfgs(res.problem, states, d, sch, batched=True)
             loss = jax.vmap(res.problem.loss)(states.variables, d)
-            zs.append(np.asarray(jax.vmap(res.problem.theta)(states.variables, d)))
-            fs.append(np.asarray(loss))
-            oks.append(~np.asarray(states.diverged) & np.isfinite(np.asarray(loss)))
+            m = min(size, B - s)
+            zs.append(np.asarray(jax.vmap(res.problem.theta)(states.variables, d))[:m])
+            fs.append(np.asarray(loss)[:m])
+            oks.append((~np.asarray(states.diverged) & np.isfinite(np.asarray(loss)))[:m])
         return np.concatenate(zs), np.concatenate(fs), np.concatenate(oks)
 
     # ---------------------------------------------------------------- intervals -------------
@@ -231,7 +250,9 @@ class PINNEstimator(ReactionDiffusionEstimator):
                       batch_size=20):
         """Bootstrap intervals from warm-started refits: ``scheme`` = "parametric" (simulate
         from the fitted PINN), "nonparametric" (resample observations) or "block" (resample
-        whole time slices)."""
+        whole time slices). The replicates (``bootstrap_``, user units) are re-centred by the
+        drift of a control refit on the observed data (``bootstrap_.attrs["refit_drift"]``,
+        unconstrained scale)."""
         res = self.pinn_
         n_boot = int(n_boot or self.n_boot)
         data = res.data
@@ -255,15 +276,24 @@ class PINNEstimator(ReactionDiffusionEstimator):
         else:
             raise ValueError(f"scheme must be 'parametric', 'nonparametric' or 'block', got "
                              f"{scheme!r}.")
-        datas = stack_trees([data] * n_boot)
+        # replicate 0 is a control: the same refit on the observed data. A PINN fit stopped
+        # before full convergence keeps descending under any refit; the replicates are
+        # re-centred by the control's drift so that the interval measures resampling variability,
+        # not the refit's own progress.
+        ys = jnp.concatenate([data.y[None], ys])
+        ws = jnp.concatenate([data.weights[None], ws])
+        datas = stack_trees([data] * (n_boot + 1))
         datas = with_observations(datas, y=ys, weights=ws)
-        zb, _, ok = self._refit_batch(datas, jnp.broadcast_to(z_hat, (n_boot, z_hat.size)),
+        zb, _, ok = self._refit_batch(datas, jnp.broadcast_to(z_hat, (n_boot + 1, z_hat.size)),
                                       int(batch_size))
+        drift = zb[0] - np.asarray(z_hat) if ok[0] else np.zeros_like(zb[0])
+        zb, ok = zb[1:] - drift, ok[1:]
         zb = np.where(ok[:, None], zb, np.nan)
         self.bootstrap_ = xr.DataArray(
             np.asarray(self.space_.to_user(jnp.asarray(zb))), dims=("replicate", "param"),
             coords={"param": list(self.space_.free)}, name="bootstrap_estimates",
-            attrs={"scheme": scheme, "n_failed": int((~ok).sum())})
+            attrs={"scheme": scheme, "n_failed": int((~ok).sum()),
+                   "refit_drift": drift.tolist()})
         lo, hi = bootstrap_intervals(zb, res.z, level, kind)
         return self._interval_array(lo, hi, level, f"bootstrap-{scheme}-{kind}")
 

@@ -1,0 +1,167 @@
+"""PINN vs solver MLE on replicates of the 1-D yardstick case: accuracy (RMSE) and fit time.
+
+Each replicate: fresh data from ``physreg.datasets.make_fisher_kpp_1d(random_state=seed)``
+(8 times x 25 sites, 5% Gaussian noise, D = 0.1, r = 1, gamma = 1, Gaussian introduction at the
+known date t0 = 0), then
+
+- ``SolverEstimator`` with the settings of ``studies/coverage_solver.py`` (grid 64, 2 starts,
+  tol 1e-7), and
+- ``PINNEstimator`` with its defaults (or the options below),
+
+both with the same initial-condition option (``--initial gaussian``: the introduction's centre,
+width and mass fitted with t0 known; ``--initial first``: the first observed slice is the initial
+field and is left out of the likelihood). Reported: relative bias and RMSE of D and r for each
+method, the RMSE ratio PINN / solver (target <= 1.5), median fit times and their ratio.
+
+Rows are appended to studies/results/pinn_vs_solver.csv as replicates finish (rerunning skips
+the seeds already done for the same configuration); the summary goes to
+studies/results/pinn_vs_solver.json.
+
+    python studies/pinn_vs_solver.py --n-rep 20
+    # on a machine with more cores: shards in parallel, e.g. 2 cores each
+    taskset -c 0,1 python studies/pinn_vs_solver.py --shard 0/4 &  ...
+"""
+
+import argparse
+import csv
+import fcntl
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import physreg
+
+OUT = Path(os.environ.get("PHYSREG_STUDY_OUT", Path(__file__).parent / "results"))
+CSV = OUT / "pinn_vs_solver.csv"
+PARAMS = ("D", "r")
+FIELDS = ["config", "seed", "method", "D_hat", "r_hat", "D_true", "r_true", "fit_seconds",
+          "converged", "host"]
+
+
+def config_name(a) -> str:
+    return (f"initial={a.initial};n_adam={a.n_adam};n_lbfgs={a.n_lbfgs};width={a.width};"
+            f"float32={a.float32};relative_floor={a.relative_floor}")
+
+
+def fit_one(seed, a):
+    ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
+    truth = physreg.datasets.truth_of(ds)
+    ic = dict(initial=a.initial, t0=float(ds.attrs["t0"]) if a.initial == "gaussian" else None)
+    ests = {
+        "solver": physreg.SolverEstimator(**ic, grid=64, n_starts=2, tol=1e-7,
+                                          random_state=seed),
+        "pinn": physreg.PINNEstimator(**ic, n_adam=a.n_adam, n_lbfgs=a.n_lbfgs, width=a.width,
+                                      float32=a.float32, relative_floor=a.relative_floor,
+                                      random_state=seed),
+    }
+    rows = []
+    for name, est in ests.items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(ds)
+        rows.append({"config": config_name(a), "seed": seed, "method": name,
+                     "D_hat": float(est.params_.sel(param="D")),
+                     "r_hat": float(est.params_.sel(param="r")),
+                     "D_true": truth["D"], "r_true": truth["r"],
+                     "fit_seconds": time.perf_counter() - t0,
+                     "converged": bool(est.converged_), "host": platform.node()})
+    return rows
+
+
+def read_rows():
+    if not CSV.exists():
+        return []
+    with open(CSV) as f:
+        return list(csv.DictReader(f))
+
+
+def append_rows(rows):
+    with open(CSV, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        w = csv.DictWriter(f, FIELDS)
+        if f.tell() == 0:
+            w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def summarize(config):
+    rows = [r for r in read_rows() if r["config"] == config]
+    seeds = sorted({int(r["seed"]) for r in rows}
+                   & {int(r["seed"]) for r in rows if r["method"] == "pinn"}
+                   & {int(r["seed"]) for r in rows if r["method"] == "solver"})
+    out = {"config": config, "n_replicates": len(seeds), "seeds": seeds}
+    by = {(r["method"], int(r["seed"])): r for r in rows}
+    for m in ("solver", "pinn"):
+        sel = [by[(m, s)] for s in seeds]
+        for p in PARAMS:
+            rel = np.array([float(r[f"{p}_hat"]) / float(r[f"{p}_true"]) - 1 for r in sel])
+            out[f"{m}_{p}_rel_bias"] = float(np.mean(rel)) if len(rel) else None
+            out[f"{m}_{p}_rel_rmse"] = float(np.sqrt(np.mean(rel**2))) if len(rel) else None
+            out[f"{m}_{p}_n_within_5pct"] = int(np.sum(np.abs(rel) <= 0.05))
+        secs = [float(r["fit_seconds"]) for r in sel]
+        out[f"{m}_median_fit_seconds"] = float(np.median(secs)) if secs else None
+        out[f"{m}_n_converged"] = int(sum(r["converged"] == "True" for r in sel))
+    if seeds:
+        for p in PARAMS:
+            out[f"rmse_ratio_{p}"] = out[f"pinn_{p}_rel_rmse"] / out[f"solver_{p}_rel_rmse"]
+        out["fit_time_ratio"] = out["pinn_median_fit_seconds"] / out["solver_median_fit_seconds"]
+        # PINN vs the solver MLE on the same data: how far apart the two estimates are
+        for p in PARAMS:
+            d = [float(by[("pinn", s)][f"{p}_hat"]) / float(by[("solver", s)][f"{p}_hat"]) - 1
+                 for s in seeds]
+            out[f"pinn_minus_solver_{p}_rel_mean"] = float(np.mean(d))
+            out[f"pinn_minus_solver_{p}_rel_rms"] = float(np.sqrt(np.mean(np.square(d))))
+    out["hosts"] = sorted({r["host"] for r in rows})
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n-rep", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=1000)
+    ap.add_argument("--initial", choices=("gaussian", "first"), default="gaussian")
+    ap.add_argument("--n-adam", type=int, default=2000)
+    ap.add_argument("--n-lbfgs", type=int, default=3000)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--float32", action="store_true")
+    ap.add_argument("--relative-floor", type=float, default=None)
+    ap.add_argument("--shard", default="0/1", help="i/n: this process does seeds with index %% n == i")
+    ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="start no new replicate after this many minutes (rerun to resume)")
+    a = ap.parse_args()
+    OUT.mkdir(exist_ok=True)
+    config = config_name(a)
+    i, n = (int(v) for v in a.shard.split("/"))
+    t_start = time.perf_counter()
+    if not a.summary_only:
+        for k, seed in enumerate(range(a.first_seed, a.first_seed + a.n_rep)):
+            if k % n != i:
+                continue
+            done = {(r["method"], int(r["seed"])) for r in read_rows() if r["config"] == config}
+            if ("pinn", seed) in done and ("solver", seed) in done:
+                continue
+            if a.max_minutes is not None and time.perf_counter() - t_start > 60 * a.max_minutes:
+                print("time budget spent; rerun to resume", flush=True)
+                break
+            rows = fit_one(seed, a)
+            append_rows(rows)
+            s, p = rows
+            print(f"seed {seed}: solver D {s['D_hat']:.4f} r {s['r_hat']:.4f} "
+                  f"({s['fit_seconds']:.1f} s) | pinn D {p['D_hat']:.4f} r {p['r_hat']:.4f} "
+                  f"({p['fit_seconds']:.1f} s)", flush=True)
+    summary = summarize(config)
+    (OUT / "pinn_vs_solver.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

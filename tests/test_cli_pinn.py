@@ -1,0 +1,47 @@
+"""``physreg fit FILE --method pinn``: a tiny network end to end, and argument errors."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import physreg
+from physreg.cli import app
+
+TINY = ["--option", "width=8", "--option", "depth=1", "--option", "modes=4",
+        "--option", "n_collocation=64", "--option", "n_adam=60", "--option", "n_lbfgs=10"]
+
+
+@pytest.fixture(scope="module")
+def nc_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "obs.nc"
+    ds = physreg.datasets.load_example("fkpp1d_gaussian")
+    ds[["density"]].to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def test_fit_method_pinn_writes_estimates(nc_file, tmp_path):
+    out = tmp_path / "res"
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "pinn", "--initial",
+                                 "gaussian", "--t0", "0", "--interval", "wald", *TINY,
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "estimates.json").read_text())
+    assert res["estimator"] == "PINNEstimator"
+    assert res["interval_method"] == "wald"
+    assert set(res["params"]) >= {"D", "r", "gamma", "sigma"}
+    assert res["units"]["D"] == "km^2/day"
+    assert (out / "fit.png").exists() and (out / "intervals.nc").exists()
+    assert "D" in r.output and "wald intervals" in r.output
+
+
+def test_fit_rejects_unknown_options(nc_file, tmp_path):
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "pinn", "--option",
+                                 "widht=8", "--out", str(tmp_path)])
+    assert r.exit_code != 0
+    assert "widht" in r.output
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "pinn", "--option", "8",
+                                 "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "NAME=VALUE" in r.output
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "nn", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "unknown method" in r.output
