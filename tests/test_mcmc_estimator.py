@@ -51,8 +51,8 @@ def test_datatree_and_diagnostics(posterior):
 
 
 def test_unimplemented_forward_and_bad_args(data):
-    with pytest.raises(NotImplementedError, match="hyperpinn"):
-        MCMCEstimator(forward="hyperpinn").fit(data)
+    with pytest.raises(NotImplementedError, match="pinn"):
+        MCMCEstimator(forward="pinn").fit(data)
     with pytest.raises(ValueError, match="forward"):
         MCMCEstimator(forward="magic").fit(data)
     with pytest.raises(ValueError, match="sampler"):

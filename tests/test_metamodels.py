@@ -104,11 +104,13 @@ def _est(forward, mm, **kw):
 
 
 @pytest.mark.parametrize("forward", ["hyperpinn", "lora"])
-def test_estimator_contract_metamodel_forwards(trained, data, forward):
+def test_estimator_contract_metamodel_forwards(trained, data, forward, tmp_path):
     mm = trained["full" if forward == "hyperpinn" else "lora"]
+    # "hyperpinn" gets the metamodel as a saved path, "lora" as an instance
+    arg = str(save_metamodel(mm, tmp_path / "mm")) if forward == "hyperpinn" else mm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        est = _est(forward, mm, sampler="rwmh").fit(data)
+        est = _est(forward, arg, sampler="rwmh").fit(data)
     assert est.posterior_["posterior"]["D"].dims == ("chain", "draw")
     assert est.posterior_.attrs["forward"] == forward
     assert {"D", "r", "sigma"} <= set(est.params_["param"].values.tolist())
@@ -116,31 +118,41 @@ def test_estimator_contract_metamodel_forwards(trained, data, forward):
     assert ci.dims == ("param", "bound")
     D = est.posterior_["posterior"]["D"].values
     assert D.min() >= 0.05 and D.max() <= 0.2  # the prior box is the training box
-    assert est.metamodel_ is mm
+    assert est.metamodel_.kind == mm.kind
     assert est.predict(data).shape == data["density"].shape
 
 
-def test_estimator_refuses_what_the_metamodel_does_not_cover(trained, data, tmp_path):
+def test_estimator_refuses_what_the_metamodel_does_not_cover(trained, data):
     mm = trained["full"]
-    with pytest.raises(ValueError, match="outside the metamodel's training box|reach outside"):
+    with pytest.raises(ValueError, match="reach outside the metamodel's training box"):
         _est("hyperpinn", mm, bounds={"D": (0.01, 0.2)}).fit(data)
     with pytest.raises(ValueError, match="ic_width must be fixed at 0.3"):
         _est("hyperpinn", mm, fixed={**FIXED, "ic_width": 0.4}).fit(data)
+    with pytest.raises(ValueError, match="gamma must be fixed at 1.0"):
+        _est("hyperpinn", mm, fixed={k: v for k, v in FIXED.items() if k != "gamma"}).fit(data)
     with pytest.raises(ValueError, match="kind 'full'"):
         _est("hyperpinn", trained["lora"]).fit(data)
     with pytest.raises(TypeError, match="HyperPINN"):
         _est("hyperpinn", 3.0).fit(data)
     with pytest.raises(NotImplementedError, match="pinn"):
         _est("pinn", None).fit(data)
-    # a path works like the instance
-    stem = save_metamodel(mm, tmp_path / "mm")
+
+
+def test_delayed_acceptance_contract(trained, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        est = _est("hyperpinn", str(stem), sampler="rwmh", num_warmup=20, num_samples=20)
-        est.fit(data)
-    assert est.metamodel_.kind == "full"
+        est = _est("lora+solver", trained["lora"], num_warmup=60, num_samples=60).fit(data)
+    info = est.result_.info
+    assert est.result_.sampler == "delayed_acceptance"
+    assert 0.0 < info["fraction_exact_saved"] < 1.0
+    # every exact evaluation is a stage-1 survivor, and only survivors are accepted
+    s1 = est.result_.sample_stats["stage1_accepted"]
+    acc = est.result_.sample_stats["accepted"]
+    assert not np.any(acc & ~s1)
+    assert info["exact_evals_sampling"].sum() == s1.sum()
 
 
+@pytest.mark.slow
 def test_delayed_acceptance_targets_the_solver_posterior(trained, data):
     """DA with a crude metamodel and plain solver RWMH sample the same posterior: posterior
     means of D and r agree within 4 Monte Carlo standard errors (fixed seeds)."""
