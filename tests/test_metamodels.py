@@ -171,3 +171,17 @@ def test_delayed_acceptance_targets_the_solver_posterior(trained, data):
         a, b = s_da[name], s_ref[name]
         assert abs(a["mean"] - b["mean"]) < 4.0 * np.hypot(a["mcse_mean"], b["mcse_mean"]), name
         assert abs(a["sd"] / b["sd"] - 1.0) < 0.25, name
+
+
+@pytest.mark.slow
+def test_metamodel_trained_on_first_fit(data):
+    """metamodel=None: a (tiny) metamodel is trained over the prior box on first fit."""
+    opts = dict(box={"D": (0.05, 0.2), "r": (0.5, 1.5)}, steps=100, n_train=32, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = _est("hyperpinn", None, metamodel_options=opts, sampler="rwmh", num_warmup=30,
+                   num_samples=30, bounds={"D": (0.05, 0.2), "r": (0.5, 1.5)}).fit(data)
+    mm = est.metamodel_
+    assert mm.kind == "full" and mm.setup.names == ("D", "r")
+    assert mm.setup.lower == (0.05, 0.5) and mm.setup.fixed == (("gamma", 1.0),)
+    assert mm.setup.ic == (2.0, 0.3, 0.5) and est.metamodel_train_s_ > 0
