@@ -11,7 +11,8 @@ Rows are appended to studies/results/replicates_solver_2d.csv (rerunning resumes
 (relative bias, relative RMSE, median relative Wald SE, Wald coverage with Monte Carlo SE) goes
 to studies/results/replicates_solver_2d_summary.json.
 
-    python studies/replicates_solver_2d.py --n-rep 10
+    python studies/replicates_solver_2d.py --n-rep 40
+    python studies/replicates_solver_2d.py --n-rep 20 --n-sites 240   # 4x the sites
 """
 
 import argparse
@@ -31,8 +32,8 @@ CSV = OUT / "replicates_solver_2d.csv"
 PARAMS = ("D", "r", "r_elevation", "gamma")
 
 
-def replicate(seed):
-    obs, cov = physreg.datasets.make_fisher_kpp_2d(random_state=seed)
+def replicate(seed, n_sites=60):
+    obs, cov = physreg.datasets.make_fisher_kpp_2d(n_sites=n_sites, random_state=seed)
     truth = physreg.datasets.truth_of(obs)
     est = physreg.SolverEstimator(initial="gaussian", t0=float(obs.attrs.get("t0", 0.0)),
                                   likelihood=Poisson(kappa=10.0),
@@ -52,7 +53,7 @@ def replicate(seed):
     return row
 
 
-def summarize():
+def summarize(CSV=CSV):
     with open(CSV) as f:
         rows = list(csv.DictReader(f))
     n = len(rows)
@@ -72,7 +73,7 @@ def summarize():
                   "fraction_within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
                   "median_rel_wald_se": float(np.median((hi - lo) / (2 * 1.959964) / np.abs(true))),
                   "wald_coverage": c, "wald_coverage_mcse": float(np.sqrt(c * (1 - c) / n))}
-    (OUT / "replicates_solver_2d_summary.json").write_text(json.dumps(out, indent=1))
+    (OUT / f"{CSV.stem}_summary.json").write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -80,24 +81,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-rep", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=2000)
+    ap.add_argument("--n-sites", type=int, default=60)
     a = ap.parse_args()
+    csv_path = CSV if a.n_sites == 60 else OUT / f"{CSV.stem}_{a.n_sites}sites.csv"
     OUT.mkdir(exist_ok=True)
     done = set()
-    if CSV.exists():
-        with open(CSV) as f:
+    if csv_path.exists():
+        with open(csv_path) as f:
             done = {int(r["seed"]) for r in csv.DictReader(f)}
     for seed in range(a.first_seed, a.first_seed + a.n_rep):
         if seed in done:
             continue
-        row = replicate(seed)
-        new = not CSV.exists()
-        with open(CSV, "a") as f:
+        row = replicate(seed, a.n_sites)
+        new = not csv_path.exists()
+        with open(csv_path, "a") as f:
             if new:
                 f.write(",".join(row) + "\n")
             f.write(",".join(str(v) for v in row.values()) + "\n")
         print(f"seed {seed}: {row['seconds']:.0f} s  " + "  ".join(
             f"{p} {row[f'{p}_hat']:.3f}" for p in PARAMS), flush=True)
-    print(json.dumps(summarize(), indent=1))
+    print(json.dumps(summarize(csv_path), indent=1))
 
 
 if __name__ == "__main__":
