@@ -1,6 +1,7 @@
 """Hypernetwork metamodels: box check, save/load, LoRA size, and the MCMC forwards that use them
 (estimator contract; delayed acceptance targets the solver posterior)."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -120,6 +121,15 @@ def test_estimator_contract_metamodel_forwards(trained, data, forward, tmp_path)
     assert D.min() >= 0.05 and D.max() <= 0.2  # the prior box is the training box
     assert est.metamodel_.kind == mm.kind
     assert est.predict(data).shape == data["density"].shape
+    # scikit-learn contract: clone keeps the metamodel argument, a fitted estimator pickles
+    from sklearn.base import clone
+
+    assert clone(est).get_params()["forward"] == forward
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.params_.values, est.params_.values)
+    t, x = np.array([2.0]), np.array([3.0])
+    np.testing.assert_array_equal(back.metamodel_.predict([0.1, 1.0], t, x),
+                                  est.metamodel_.predict([0.1, 1.0], t, x))
 
 
 def test_estimator_refuses_what_the_metamodel_does_not_cover(trained, data):

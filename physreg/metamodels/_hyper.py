@@ -161,6 +161,15 @@ def heat_kernel(setup: FKPPSetup, t, x, D):
     return m * out / jnp.sqrt(2.0 * jnp.pi * var)
 
 
+def _tanh(x):
+    # a module-level function (not jnp.tanh itself) so that metamodels pickle
+    return jnp.tanh(x)
+
+
+def _identity(x):
+    return x
+
+
 def _glorot(key, fan_in, fan_out, shape):
     lim = math.sqrt(6.0 / (fan_in + fan_out))
     return jax.random.uniform(key, shape, minval=-lim, maxval=lim)
@@ -231,7 +240,8 @@ class HyperPINN(eqx.Module):
             bias0 = jnp.concatenate(parts)
             base = tuple(init)
         n_in = len(setup.names)
-        hyper = eqx.nn.MLP(n_in, n_out, hyper_width, hyper_depth, activation=jnp.tanh, key=k_h)
+        hyper = eqx.nn.MLP(n_in, n_out, hyper_width, hyper_depth, activation=_tanh,
+                           final_activation=_identity, key=k_h)
         last = hyper.layers[-1]
         last = eqx.tree_at(lambda m: (m.weight, m.bias), last,
                            (last.weight * 0.1, bias0.astype(last.bias.dtype)))
