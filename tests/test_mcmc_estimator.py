@@ -19,7 +19,9 @@ def data():
 
 @pytest.fixture(scope="module")
 def posterior(data):
-    est = MCMCEstimator(initial="gaussian", t0=0.0, grid=32, fixed=FIXED, num_chains=2,
+    # 64 cells: at 32 the discretisation error moves the estimate of D by 3% (half a standard
+    # error), enough to push the truth out of the 95% interval on this dataset
+    est = MCMCEstimator(initial="gaussian", t0=0.0, grid=64, fixed=FIXED, num_chains=2,
                         num_warmup=150, num_samples=150, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # 300 draws: ESS < 400 is expected here
@@ -27,7 +29,7 @@ def posterior(data):
 
 
 def test_posterior_agrees_with_mle(posterior, data):
-    mle = physreg.SolverEstimator(initial="gaussian", t0=0.0, grid=32, fixed=FIXED,
+    mle = physreg.SolverEstimator(initial="gaussian", t0=0.0, grid=64, fixed=FIXED,
                                   n_starts=1).fit(data)
     post = posterior.posterior_["posterior"]
     for name in ("D", "r"):
