@@ -13,6 +13,7 @@ import time as _time
 import warnings
 from collections.abc import Mapping
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,7 +29,7 @@ from .inference._intervals import (
     resample_weights,
     wald,
 )
-from .inference._optimize import best_of, minimize_batch, whitening
+from .inference._optimize import batch_map, best_of, minimize_batch, whitening
 from .likelihoods import get_observation_model
 from .model import (
     Domain,
@@ -333,6 +334,11 @@ class ReactionDiffusionEstimator(BaseEstimator):
         return tags
 
 
+@eqx.filter_jit
+def _screen_nll(nll, zs):
+    return batch_map(lambda z: nll(z, None), zs)
+
+
 class SolverEstimator(ReactionDiffusionEstimator):
     """Maximum likelihood through the finite-volume solver (the classical reference).
 
@@ -365,7 +371,14 @@ class SolverEstimator(ReactionDiffusionEstimator):
         (2-D: ~15x faster solves) and the implicit ``tridiagonal`` otherwise (the wide default
         box of D usually means ``tridiagonal``). ``solver_.plan(...)`` tells what was chosen.
     n_starts : int
-        Optimiser starts (batched with vmap).
+        Optimiser starts: the initial guess and the best ``n_starts - 1`` of the screened
+        candidates.
+    n_screen : int
+        Random candidate starts around the initial guess whose likelihood is evaluated (one
+        solve each, cheap next to an optimisation) before choosing the starts; 0: the starts
+        are random draws without screening. Screening is what finds the basin of the maximum
+        when the introduction's site and the rates are far from the guess (2-D replicates:
+        two unscreened starts ended in a local optimum 312 log-likelihood units worse).
     max_iter, tol : BFGS settings.
     n_boot : int
         Default number of bootstrap replicates.
@@ -377,8 +390,8 @@ class SolverEstimator(ReactionDiffusionEstimator):
                  growth_covariates=(), competition="gamma", boundary="neumann",
                  boundary_value=0.0, initial="first", n_introductions=1, t0=None, fit_t0=False,
                  fixed=None, bounds=None, initial_params=None, domain=None, extras=None,
-                 grid=None, max_step=None, solver_method="auto", n_starts=4, max_iter=500,
-                 tol=1e-9, n_boot=200, random_state=0, verbose=False):
+                 grid=None, max_step=None, solver_method="auto", n_starts=4, n_screen=64,
+                 max_iter=500, tol=1e-9, n_boot=200, random_state=0, verbose=False):
         self.target = target
         self.likelihood = likelihood
         self.diffusion_covariates = diffusion_covariates
@@ -399,6 +412,7 @@ class SolverEstimator(ReactionDiffusionEstimator):
         self.max_step = max_step
         self.solver_method = solver_method
         self.n_starts = n_starts
+        self.n_screen = n_screen
         self.max_iter = max_iter
         self.tol = tol
         self.n_boot = n_boot
@@ -413,9 +427,11 @@ class SolverEstimator(ReactionDiffusionEstimator):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        if not isinstance(self.n_screen, int | np.integer) or self.n_screen < 0:
+            raise ValueError(f"n_screen must be a non-negative integer, got {self.n_screen!r}.")
         self._setup(obs, covariates)
         self.solver_, self.problem_ = self._make_solver()
-        starts = self._starts(int(self.n_starts))
+        starts = self._screened_starts(int(self.n_starts), int(self.n_screen))
         res = minimize_batch(self.problem_.nll, starts, None, max_steps=int(self.max_iter),
                              rtol=self.tol, atol=self.tol)
         i, best = best_of(res)
@@ -439,6 +455,17 @@ class SolverEstimator(ReactionDiffusionEstimator):
             warnings.warn(f"Estimates at their bounds: {at_bound}; widen `bounds` or fix them.",
                           UserWarning, stacklevel=2)
         return self
+
+    def _screened_starts(self, n_starts: int, n_screen: int) -> jnp.ndarray:
+        """The initial guess plus the ``n_starts - 1`` best of ``n_screen`` random candidates
+        by likelihood (plain random starts when ``n_screen < n_starts``)."""
+        if n_screen < n_starts or n_starts == 1:
+            return self._starts(n_starts)
+        cands = self._starts(n_screen + 1)
+        f = np.asarray(_screen_nll(self.problem_.nll, cands[1:]))
+        self.screen_nll_ = f
+        best = np.argsort(np.where(np.isfinite(f), f, np.inf))[: n_starts - 1] + 1
+        return cands[np.concatenate([[0], best])]
 
     def _make_solver(self):
         """The solver and the problem; RKC with ``D_max`` from the parameter box when chosen."""
