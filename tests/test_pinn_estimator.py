@@ -106,9 +106,8 @@ def test_short_fit_lands_near_truth(fitted, data):
     """Seed-fixed short fit with a tiny network (1000 Adam + 1500 L-BFGS steps, 16 x 2 units,
     256 collocation points): r within 10 % and sigma within 20 % of the truth; D within a factor
     of 1.6 (measured: D = 0.064, r = 0.96; a network this small cannot resolve the front and
-    biases D low). The default network (32 x 3, 2000 + 3000 steps) gives D = 0.098, r = 0.958
-    on these data (solver MLE, same initial slice: see studies/pinn_vs_solver.py); that is the
-    slow test below."""
+    biases D low). The default network (32 x 3, 2000 + 3000 steps) gives D = 0.098, r = 0.956
+    on these data: the slow test below."""
     truth = physreg.datasets.truth_of(data)
     p = fitted.params_
     assert not fitted.diverged_
@@ -197,7 +196,10 @@ def test_wald_interval_and_unknown_method(fitted):
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_accurate_fit_bundled_1d(data):
+    """Defaults, first slice as initial field: measured D = 0.0985, r = 0.956 (196 s on 2 busy
+    CPUs). Over replicates the PINN's D is biased low (studies/pinn_vs_solver.py: mean -19 %
+    over 13 seeds), so this dataset is one of the good cases, not a guarantee."""
     truth = physreg.datasets.truth_of(data)
-    est = PINNEstimator(initial="gaussian", t0=0.0, random_state=0).fit(data)
+    est = PINNEstimator(initial="first", random_state=0).fit(data)
     assert float(est.params_.sel(param="D")) == pytest.approx(truth["D"], rel=0.05)
     assert float(est.params_.sel(param="r")) == pytest.approx(truth["r"], rel=0.05)
