@@ -124,6 +124,7 @@ class MCMCEstimator(SolverEstimator):
 
     # the MAP start reuses SolverEstimator's optimiser settings
     n_starts = 2
+    n_screen = 64
     max_iter = 500
     tol = 1e-8
     n_boot = 1
