@@ -4,7 +4,6 @@ runs, divergence detection, profile masks, and a short 1-D recovery (the accurat
 
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jinns

@@ -1,5 +1,9 @@
 """Physics-regularised PINN route (built on jinns): network, penalised objective, training."""
 
+from ._fit import PINNFit as PINNFit
+from ._fit import fit_pinn as fit_pinn
+from ._fit import initial_guess as initial_guess
+from ._fit import parameter_space as parameter_space
 from ._network import Scales as Scales
 from ._network import make_network as make_network
 from ._physics import ReactionDiffusionPDE as ReactionDiffusionPDE
@@ -14,10 +18,6 @@ from ._train import TrainState as TrainState
 from ._train import init_state as init_state
 from ._train import run_adam as run_adam
 from ._train import run_lbfgs as run_lbfgs
-from ._fit import PINNFit as PINNFit
-from ._fit import fit_pinn as fit_pinn
-from ._fit import initial_guess as initial_guess
-from ._fit import parameter_space as parameter_space
 
 
 def __getattr__(name):
