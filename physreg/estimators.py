@@ -57,6 +57,43 @@ def _progress(iterable, verbose, **kw):
     return tqdm(iterable, **kw)
 
 
+def initial_guess(model, obs: Observations, likelihood, space, *, time_scale: float,
+                  u_scale: float, init: Mapping | None = None) -> dict:
+    """A rough starting point (user units) for every free parameter, inside the bounds.
+
+    Rates from the domain length ``L``, the time span ``T`` and the density scale ``U``
+    (D = (L/10)^2 / T, r = 2 / T, ...), covariate coefficients 0, each introduction at the
+    weighted centre of the first observed slice; nuisances from the likelihood; ``init``
+    (user values) overrides. Shared by the solver, MCMC and PINN estimators.
+    """
+    L = max(model.domain.lengths)
+    T, U = time_scale, u_scale
+    guess = {"D": (L / 10) ** 2 / T, "r": 2.0 / T, "gamma": 2.0 / (T * U), "K": U}
+    for base, link in (("D", model.D), ("r", model.r)):
+        for c in link.covariates:
+            guess[f"{base}_{c}"] = 0.0
+    ic = model.initial
+    if isinstance(ic, GaussianIntroductions):
+        first = obs.time == obs.unique_times[0]
+        w = np.maximum(obs.value[first], 0) + 1e-12
+        for j in range(ic.n):
+            p = ic.prefix(j)
+            guess[f"{p}_x"] = float(np.average(obs.x[first], weights=w))
+            if obs.ndim == 2:
+                guess[f"{p}_y"] = float(np.average(obs.y[first], weights=w))
+            guess[f"{p}_width"] = L / 20
+            guess[f"{p}_mass"] = U * (L / 10) ** obs.ndim
+        if ic.fit_t0:
+            guess["ic_t0"] = float(ic.t0)
+    extras = {k: v for k, v in obs.extras.items() if k in ("sd", "offset", "trials")}
+    guess.update(likelihood.initial_nuisance(obs.value, U, extras))
+    guess.update({k: float(v) for k, v in dict(init or {}).items()})
+    out = {}
+    for n, lo, hi in zip(space.free, space.lower, space.upper, strict=True):
+        out[n] = float(np.clip(guess[n], lo + 1e-9 * abs(lo), hi - 1e-9 * abs(hi)))
+    return out
+
+
 class ReactionDiffusionEstimator(BaseEstimator):
     """Shared machinery of physreg's estimators (not used directly).
 
@@ -194,39 +231,9 @@ class ReactionDiffusionEstimator(BaseEstimator):
 
     def _initial_guess(self) -> dict:
         """A rough starting point in user units (multi-start spreads around it)."""
-        obs, model = self.obs_, self.model_
         sc = self._scales()
-        L = max(model.domain.lengths)
-        T, U = sc["time"], sc["u"]
-        guess = {"D": (L / 10) ** 2 / T, "r": 2.0 / T, "gamma": 2.0 / (T * U), "K": U}
-        for base, link in (("D", model.D), ("r", model.r)):
-            for c in link.covariates:
-                guess[f"{base}_{c}"] = 0.0
-        ic = model.initial
-        if isinstance(ic, GaussianIntroductions):
-            first = obs.time == obs.unique_times[0]
-            w = np.maximum(obs.value[first], 0) + 1e-12
-            centre = {"x": float(np.average(obs.x[first], weights=w))}
-            if obs.ndim == 2:
-                centre["y"] = float(np.average(obs.y[first], weights=w))
-            for j in range(ic.n):
-                p = ic.prefix(j)
-                guess[f"{p}_x"] = centre["x"]
-                if obs.ndim == 2:
-                    guess[f"{p}_y"] = centre["y"]
-                guess[f"{p}_width"] = L / 20
-                guess[f"{p}_mass"] = U * (L / 10) ** obs.ndim
-            if ic.fit_t0:
-                guess["ic_t0"] = float(ic.t0)
-        nuis = self.likelihood_.initial_nuisance(self.obs_.value, U, {
-            k: v for k, v in self.obs_.extras.items() if k in ("sd", "offset", "trials")})
-        guess.update(nuis)
-        user = dict(self.initial_params or {})
-        guess.update({k: float(v) for k, v in user.items()})
-        # clip into the box
-        for n, lo, hi in zip(self.space_.free, self.space_.lower, self.space_.upper, strict=True):
-            guess[n] = float(np.clip(guess[n], lo + 1e-9 * abs(lo), hi - 1e-9 * abs(hi)))
-        return guess
+        return initial_guess(self.model_, self.obs_, self.likelihood_, self.space_,
+                             time_scale=sc["time"], u_scale=sc["u"], init=self.initial_params)
 
     def _starts(self, n_starts: int) -> jnp.ndarray:
         """``n_starts`` unconstrained starting points: the guess, then random spreads around it."""

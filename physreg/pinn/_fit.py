@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data import Observations
+from ..estimators import initial_guess
 from ..likelihoods import ObservationModel, get_observation_model
-from ..model import FirstObservation, GaussianIntroductions, ParameterSpace, ReactionDiffusion
+from ..model import FirstObservation, ParameterSpace, ReactionDiffusion
 from ._network import make_network
 from ._problem import (
     PINNData,
@@ -107,36 +108,6 @@ def parameter_space(model: ReactionDiffusion, likelihood: ObservationModel, *, t
                              f"{list(names)}.")
         b[n] = tuple(float(x) for x in v)
     return ParameterSpace.build(names, transforms, b, fixed)
-
-
-def initial_guess(model: ReactionDiffusion, obs: Observations, likelihood: ObservationModel,
-                  space: ParameterSpace, *, time_scale: float, u_scale: float,
-                  init: Mapping | None = None) -> dict:
-    """A rough starting point (user units) for every free parameter, inside the bounds."""
-    L = max(model.domain.lengths)
-    T, U = time_scale, u_scale
-    guess = {"D": (L / 10) ** 2 / T, "r": 2.0 / T, "gamma": 2.0 / (T * U), "K": U}
-    for base, link in (("D", model.D), ("r", model.r)):
-        for c in link.covariates:
-            guess[f"{base}_{c}"] = 0.0
-    ic = model.initial
-    if isinstance(ic, GaussianIntroductions):
-        first = obs.time == obs.unique_times[0]
-        w = np.maximum(obs.value[first], 0) + 1e-12
-        for j in range(ic.n):
-            p = ic.prefix(j)
-            guess[f"{p}_x"] = float(np.average(obs.x[first], weights=w))
-            if obs.ndim == 2:
-                guess[f"{p}_y"] = float(np.average(obs.y[first], weights=w))
-            guess[f"{p}_width"] = L / 20
-            guess[f"{p}_mass"] = U * (L / 10) ** obs.ndim
-    extras = {k: v for k, v in obs.extras.items() if k in _LIK_EXTRAS}
-    guess.update(likelihood.initial_nuisance(obs.value, U, extras))
-    guess.update({k: float(v) for k, v in dict(init or {}).items()})
-    out = {}
-    for n, lo, hi in zip(space.free, space.lower, space.upper, strict=True):
-        out[n] = float(np.clip(guess[n], lo + 1e-9 * abs(lo), hi - 1e-9 * abs(hi)))
-    return out
 
 
 def _progress(verbose, total, desc):
