@@ -21,7 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+from coverage_solver import coverage_summary  # same folder (run as a script)
 
 import physreg
 
@@ -60,23 +60,9 @@ def replicate(seed, a):
 def summarize(initial):
     with open(CSV) as f:
         rows = [r for r in csv.DictReader(f) if r["initial"] == initial]
-    n = len(rows)
-    out = {"initial": initial, "n_replicates": n}
-    if not n:
-        return out
-    for p in PARAMS:
-        true = np.array([float(r[f"{p}_true"]) for r in rows])
-        hat = np.array([float(r[f"{p}_hat"]) for r in rows])
-        out[f"{p}_rel_bias"] = float(np.mean(hat / true - 1))
-        out[f"{p}_rel_rmse"] = float(np.sqrt(np.mean((hat / true - 1) ** 2)))
-        for m in METHODS:
-            lo = np.array([float(r[f"{p}_{m}_lo"]) for r in rows])
-            hi = np.array([float(r[f"{p}_{m}_hi"]) for r in rows])
-            c = float(np.mean((lo <= true) & (true <= hi)))
-            out[f"{p}_{m}_coverage"] = c
-            out[f"{p}_{m}_mcse"] = float(np.sqrt(c * (1 - c) / n))
-            out[f"{p}_{m}_median_rel_width"] = float(np.median((hi - lo) / true))
-    out["median_seconds_per_replicate"] = float(np.median([float(r["seconds"]) for r in rows]))
+    if not rows:
+        return {"initial": initial, "n_replicates": 0}
+    out = {"initial": initial, **coverage_summary(rows, PARAMS, METHODS)}
     (OUT / "coverage_pinn_summary.json").write_text(json.dumps(out, indent=1))
     return out
 
