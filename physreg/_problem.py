@@ -14,11 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .data import Observations
+from .likelihoods import EXTRAS_KEYS as _EXTRA_KEYS
 from .likelihoods import ObservationModel
 from .model import FirstObservation, GaussianIntroductions, ParameterSpace, ReactionDiffusion
 from .solvers import FiniteVolumeSolver, ObservationOperator, observation_operator
-
-_EXTRA_KEYS = ("sd", "offset", "trials")
 
 
 class SolverProblem(eqx.Module):

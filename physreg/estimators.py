@@ -30,7 +30,7 @@ from .inference._intervals import (
     wald,
 )
 from .inference._optimize import batch_map, best_of, minimize_batch, whitening
-from .likelihoods import get_observation_model
+from .likelihoods import EXTRAS_KEYS, get_observation_model
 from .model import (
     Domain,
     FirstObservation,
@@ -85,7 +85,7 @@ def initial_guess(model, obs: Observations, likelihood, space, *, time_scale: fl
             guess[f"{p}_mass"] = U * (L / 10) ** obs.ndim
         if ic.fit_t0:
             guess["ic_t0"] = float(ic.t0)
-    extras = {k: v for k, v in obs.extras.items() if k in ("sd", "offset", "trials")}
+    extras = {k: v for k, v in obs.extras.items() if k in EXTRAS_KEYS}
     guess.update(likelihood.initial_nuisance(obs.value, U, extras))
     guess.update({k: float(v) for k, v in dict(init or {}).items()})
     out = {}
@@ -152,7 +152,7 @@ class ReactionDiffusionEstimator(BaseEstimator):
                                           domain=domain.as_dict())
         lik = get_observation_model(self.likelihood)
         lik.validate(self.obs_.value, {k: v for k, v in self.obs_.extras.items()
-                                       if k in ("sd", "offset", "trials")})
+                                       if k in EXTRAS_KEYS})
         self.likelihood_ = lik
         model = ReactionDiffusion(
             domain=domain, D=Link("log", tuple(self.diffusion_covariates)),

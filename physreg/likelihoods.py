@@ -63,7 +63,8 @@ _FLOOR = 1e-30
 
 _LOG_FLOOR = math.log(_FLOOR)
 
-_EXTRAS_KEYS = ("sd", "offset", "trials")
+#: per-observation auxiliary variables an observation model may read
+EXTRAS_KEYS = ("sd", "offset", "trials")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,9 +274,9 @@ class ObservationModel(abc.ABC):
             presence not in {0, 1}, successes above trials, non-positive log-normal values,
             negative or zero standard deviations).
         """
-        unknown = sorted(set(extras) - set(_EXTRAS_KEYS))
+        unknown = sorted(set(extras) - set(EXTRAS_KEYS))
         if unknown:
-            raise ValueError(f"unknown extras {unknown}; valid keys are {list(_EXTRAS_KEYS)}.")
+            raise ValueError(f"unknown extras {unknown}; valid keys are {list(EXTRAS_KEYS)}.")
         shape = np.shape(y)
         for key in extras:
             values = _finite_values(_extra(extras, key, shape, 0.0), f"extras[{key!r}]")

@@ -28,13 +28,13 @@ import xarray as xr
 
 from ..estimators import ReactionDiffusionEstimator
 from ..inference._intervals import _crossings, bootstrap_intervals, chi2_threshold, resample_weights
+from ..likelihoods import EXTRAS_KEYS as _LIK_EXTRAS
 from ._fit import fit_pinn
 from ._problem import _observation_points, with_observations
 from ._train import Schedule, init_state, run_lbfgs, stack_trees, unstack_tree
 
 __all__ = ["PINNEstimator"]
 
-_LIK_EXTRAS = ("sd", "offset", "trials")
 
 
 class PINNEstimator(ReactionDiffusionEstimator):

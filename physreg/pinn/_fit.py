@@ -44,7 +44,6 @@ from ._train import (
 
 __all__ = ["PINNFit", "fit_pinn", "parameter_space", "initial_guess"]
 
-_LIK_EXTRAS = ("sd", "offset", "trials")
 
 
 @dataclass

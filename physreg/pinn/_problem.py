@@ -31,6 +31,7 @@ import jinns
 import numpy as np
 
 from ..data import Observations
+from ..likelihoods import EXTRAS_KEYS as _LIK_EXTRAS
 from ..likelihoods import ObservationModel
 from ..model import (
     FirstObservation,
@@ -44,7 +45,6 @@ from ._physics import Ansatz, ReactionDiffusionPDE, normal_derivative, scalar_ne
 
 __all__ = ["ModelParams", "PINNData", "PINNProblem", "Variables", "build_problem"]
 
-_LIK_EXTRAS = ("sd", "offset", "trials")
 IC_KINDS = ("field", "gaussian", "free")
 
 
