@@ -16,7 +16,13 @@ import numpy as np
 from .data import Observations
 from .likelihoods import EXTRAS_KEYS as _EXTRA_KEYS
 from .likelihoods import ObservationModel
-from .model import FirstObservation, GaussianIntroductions, ParameterSpace, ReactionDiffusion
+from .model import (
+    FirstObservation,
+    GaussianIntroductions,
+    InitialField,
+    ParameterSpace,
+    ReactionDiffusion,
+)
 from .solvers import FiniteVolumeSolver, ObservationOperator, observation_operator
 
 
@@ -113,7 +119,7 @@ def build_problem(obs: Observations, solver: FiniteVolumeSolver, likelihood: Obs
     t_save, tidx = np.unique(times, return_inverse=True)
     ic = solver.model.initial
     if t0 is None:
-        t0 = ic.t0 if isinstance(ic, GaussianIntroductions) else float(t_save[0])
+        t0 = ic.t0 if isinstance(ic, GaussianIntroductions | InitialField) else float(t_save[0])
     if np.any(t_save < t0 - 1e-12):
         raise ValueError(f"Observations at times before the start of the model (t0 = {t0}).")
     if n_sub is None:

@@ -187,8 +187,8 @@ class ReactionDiffusionEstimator(BaseEstimator):
     def _scales(self) -> dict:
         obs = self.obs_
         t = obs.unique_times
-        T = float(t[-1] - (self.t0 if self.t0 is not None and self.initial == "gaussian"
-                            else t[0])) or 1.0
+        gaussian = isinstance(self.initial, str) and self.initial == "gaussian"
+        T = float(t[-1] - (self.t0 if self.t0 is not None and gaussian else t[0])) or 1.0
         u = self._u_scale()
         cov = {}
         if self.covariates_ is not None:

@@ -111,17 +111,31 @@ class InitialCondition:
         return ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InitialField(InitialCondition):
-    """A known initial field ``values`` on coordinates ``x`` (and ``y``) at time ``t0``."""
+    """A known initial field ``values`` on coordinates ``x`` (and ``y``) at time ``t0``.
+
+    Compared and hashed by value (arrays included), so that two estimators given the same
+    field share compiled programs, and a spec inside a pytree's static data compares cleanly.
+    """
 
     values: np.ndarray
     x: np.ndarray
     y: np.ndarray | None = None
     t0: float = 0.0
 
-    def __hash__(self):  # arrays are not hashable; identity is enough for a spec
-        return id(self)
+    def _key(self):
+        arrays = tuple(None if a is None else (np.shape(a), np.asarray(a, float).tobytes())
+                       for a in (self.values, self.x, self.y))
+        return arrays + (float(self.t0),)
+
+    def __eq__(self, other):
+        if not isinstance(other, InitialField):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
 
 
 @dataclass(frozen=True)

@@ -137,3 +137,18 @@ def test_bad_input_errors(data):
     neg["density"] = np.abs(neg["density"]).round() * 0 - 1
     with pytest.raises(ValueError, match="negative|count"):
         make_est(likelihood="poisson").fit(neg)
+
+
+def test_known_initial_field_as_dataarray(data):
+    # a known initial field (the true u at the first observed time) given as a DataArray
+    model = ReactionDiffusion(Domain((0.0, 10.0)), initial=GaussianIntroductions())
+    s = FiniteVolumeSolver(model, shape=512)
+    t_first = float(data.time[0])
+    u0 = np.asarray(s.solve(TRUTH, np.array([t_first]), t0=0.0))[0]
+    field = xr.DataArray(u0, dims=("x",), coords={"x": s.centres[0]}, attrs={"t0": t_first})
+    later = data.isel(time=slice(1, None))
+    est = physreg.SolverEstimator(initial=field, grid=64, n_starts=1, n_screen=0).fit(later)
+    assert est.converged_
+    assert est.model_.initial.t0 == pytest.approx(t_first)
+    for p in ("D", "r"):
+        assert float(est.params_.sel(param=p)) == pytest.approx(TRUTH[p], rel=0.1)
