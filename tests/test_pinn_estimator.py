@@ -118,6 +118,23 @@ def test_short_fit_lands_near_truth(fitted, data):
     assert h[-1] < h[0]
 
 
+def test_float32_network_trains_through_lbfgs(data):
+    """float32 weights with float64 parameters: L-BFGS runs on a float64 master copy (optax's
+    zoom line search cannot mix the two dtypes) and the weights stay float32."""
+    est = PINNEstimator(initial="first", width=8, depth=1, modes=4, n_collocation=64,
+                        n_adam=40, n_lbfgs=20, float32=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est.fit(data)
+    import jax
+
+    leaves = jax.tree.leaves(est.pinn_.variables.nn)
+    assert leaves and all(w.dtype == np.float32 for w in leaves if hasattr(w, "dtype"))
+    assert not est.diverged_ and np.isfinite(est.params_.values).all()
+    lbfgs = est.history_["loss"].where(est.history_["phase"] == "lbfgs", drop=True).values
+    assert lbfgs.size == 20 and lbfgs[-1] < lbfgs[0]
+
+
 def test_predict_shapes(fitted, data):
     u = fitted.predict(data)
     assert u.dims == ("time", "x") and u.shape == data["density"].shape

@@ -126,7 +126,7 @@ def init_state(problem: PINNProblem, weights, theta0, data: PINNData,
     theta0 = jnp.where(data.theta_mask, data.theta_fixed, jnp.asarray(theta0, float))
     v = Variables(nn=weights, theta=theta0)
     return TrainState(variables=v, adam_state=schedule.adam().init(v),
-                      lbfgs_state=schedule.lbfgs().init(v), loss=jnp.asarray(jnp.inf),
+                      lbfgs_state=schedule.lbfgs().init(_upcast(v)), loss=jnp.asarray(jnp.inf),
                       step=jnp.zeros((), jnp.int32),
                       key=jax.random.PRNGKey(0) if key is None else key,
                       n_bad=jnp.zeros((), jnp.int32), diverged=jnp.zeros((), bool))
@@ -135,6 +135,18 @@ def init_state(problem: PINNProblem, weights, theta0, data: PINNData,
 def _finite(tree) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if eqx.is_inexact_array(x)]
     return jnp.all(jnp.stack(leaves))
+
+
+def _upcast(tree):
+    """float64 copy of the inexact leaves (L-BFGS runs on a float64 master copy: its line
+    search cannot mix float32 network weights with float64 parameters)."""
+    return jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree)
+
+
+def _like(tree, ref):
+    """``tree`` with the dtypes of ``ref`` (the network computes in its weights' dtype)."""
+    return jax.tree.map(lambda a, b: a.astype(b.dtype) if eqx.is_inexact_array(b) else a,
+                        tree, ref)
 
 
 def _select(ok, new, old):
@@ -168,11 +180,13 @@ def adam_step(problem: PINNProblem, state: TrainState, data: PINNData, schedule:
 def lbfgs_step(problem: PINNProblem, state: TrainState, data: PINNData, schedule: Schedule):
     """One L-BFGS iteration with a zoom line search (rejected if not finite)."""
     opt = schedule.lbfgs()
-    fn = lambda v: problem.loss(v, data)
-    value, grads = optax.value_and_grad_from_state(fn)(state.variables, state=state.lbfgs_state)
-    updates, opt_state = opt.update(grads, state.lbfgs_state, state.variables, value=value,
+    ref = state.variables
+    fn = lambda v: problem.loss(_like(v, ref), data)
+    master = _upcast(ref)
+    value, grads = optax.value_and_grad_from_state(fn)(master, state=state.lbfgs_state)
+    updates, opt_state = opt.update(grads, state.lbfgs_state, master, value=value,
                                     grad=grads, value_fn=fn)
-    variables = eqx.apply_updates(state.variables, updates)
+    variables = _like(eqx.apply_updates(master, updates), ref)
     ok = jnp.isfinite(value) & _finite(grads) & _finite(variables)
     new = TrainState(variables=_select(ok, variables, state.variables),
                      adam_state=state.adam_state,
