@@ -225,12 +225,7 @@ def fit_deepxde(prob: Problem, n_adam, n_lbfgs, seed=0, threads=1):
 def fit_physreg(ds, n_adam, n_lbfgs, init=None):
     est = physreg.PINNEstimator(initial="first", n_adam=n_adam, n_lbfgs=n_lbfgs,
                                 initial_params=init or None)
-    c0 = clocks()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(ds)
-    t = since(c0)
-    p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+    p, t = timed_fit(est, ds)
     return {"params": p, **t, "timings": {k: float(v) for k, v in est.pinn_.timings.items()},
             "steps": int(est.n_iter_), "loss": est.loss_, "converged": est.converged_,
             "residual_rms": float(np.asarray(est.residual_rms_)),
@@ -243,13 +238,18 @@ def fit_physreg(ds, n_adam, n_lbfgs, init=None):
 
 def fit_solver(ds):
     est = physreg.SolverEstimator(initial="gaussian", t0=0.0)
+    p, t = timed_fit(est, ds)
+    return {"params": p, **t}
+
+
+def timed_fit(est, ds):
+    """Fit ``est`` on ``ds`` (warnings silenced); returns (params dict, clock readings)."""
     c0 = clocks()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(ds)
     t = since(c0)
-    p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
-    return {"params": p, **t}
+    return {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}, t
 
 
 def add_errors(results, truth):
