@@ -21,6 +21,37 @@ import physreg
 OUT = Path(__file__).parent / "results"
 
 
+def parse_options(items) -> dict:
+    """``["NAME=VALUE", ...]`` (Python literals) -> dict of estimator arguments."""
+    opts = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        opts[k.strip()] = ast.literal_eval(v.strip())
+    return opts
+
+
+def timed_fit(est, *args):
+    """Fit a PINNEstimator (warnings silenced); returns (params dict, the fit's record:
+    seconds, timings, loss, residual, convergence, host)."""
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(*args)
+    wall = time.perf_counter() - t
+    p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+    return p, {"fit_seconds": wall, "timings": est.pinn_.timings, "loss": est.loss_,
+               "residual_rms": est.residual_rms_, "converged": est.converged_,
+               "host": platform.node()}
+
+
+def append_row(name: str, row: dict, indent=None):
+    """Append ``row`` to ``studies/results/<name>.jsonl`` and print it."""
+    OUT.mkdir(exist_ok=True)
+    with open(OUT / f"{name}.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row, indent=indent))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", choices=("bundled", "make"), default="bundled")
@@ -35,27 +66,14 @@ def main():
     else:
         ds = physreg.datasets.make_fisher_kpp_1d(random_state=a.seed)
     truth = physreg.datasets.truth_of(ds)
-    opts = {}
-    for item in a.opt:
-        k, _, v = item.partition("=")
-        opts[k.strip()] = ast.literal_eval(v.strip())
+    opts = parse_options(a.opt)
     kw = dict(initial=a.initial, t0=float(ds.attrs["t0"]) if a.initial == "gaussian" else None)
     est = physreg.PINNEstimator(**kw, **opts)
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(ds)
-    wall = time.perf_counter() - t
-    p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+    p, record = timed_fit(est, ds)
     row = {"tag": a.tag, "data": a.data, "seed": a.seed, "initial": a.initial, "options": opts,
            "params": p, "rel_error": {k: p[k] / truth[k] - 1 for k in ("D", "r") if k in p},
-           "fit_seconds": wall, "timings": est.pinn_.timings, "loss": est.loss_,
-           "residual_rms": est.residual_rms_, "converged": est.converged_,
-           "host": platform.node()}
-    OUT.mkdir(exist_ok=True)
-    with open(OUT / "pinn_fit_1d.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row))
+           **record}
+    append_row("pinn_fit_1d", row)
 
 
 if __name__ == "__main__":

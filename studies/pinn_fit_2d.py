@@ -28,12 +28,10 @@ penalty weight does not make worth avoiding with 300 sparse counts.
 """
 
 import argparse
-import ast
 import json
-import platform
-import time
-import warnings
 from pathlib import Path
+
+from pinn_fit_1d import append_row, parse_options, timed_fit  # same folder (run as a script)
 
 import physreg
 from physreg.likelihoods import Poisson
@@ -61,35 +59,22 @@ def main():
     a = ap.parse_args()
     obs, cov = physreg.datasets.load_example("fkpp2d_poisson")
     truth = physreg.datasets.truth_of(obs)
-    opts = {}
-    for item in a.opt:
-        k, _, v = item.partition("=")
-        opts[k.strip()] = ast.literal_eval(v.strip())
+    opts = parse_options(a.opt)
     if a.initial == "gaussian":
         ic = dict(initial="gaussian", t0=float(obs.attrs.get("t0", 0.0)))
     else:
         ic = dict(initial="first", free_initial=True)
     est = physreg.PINNEstimator(likelihood=Poisson(kappa=truth["kappa"]),
                                 growth_covariates=("elevation",), **ic, **opts)
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(obs, cov)
-    wall = time.perf_counter() - t
-    p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+    p, record = timed_fit(est, obs, cov)
     ref = solver_reference()
     row = {"tag": a.tag, "initial": a.initial, "options": opts, "params": p,
            "rel_error": {k: p[k] / truth[k] - 1 for k in COEFS if k in p},
            "within_10pct": {k: abs(p[k] / truth[k] - 1) <= 0.10 for k in COEFS if k in p},
            "solver": {k: ref[k] for k in COEFS if k in ref},
            "rel_to_solver": {k: p[k] / ref[k] - 1 for k in COEFS if k in p and k in ref},
-           "fit_seconds": wall, "timings": est.pinn_.timings, "loss": est.loss_,
-           "residual_rms": est.residual_rms_, "converged": est.converged_,
-           "host": platform.node()}
-    OUT.mkdir(exist_ok=True)
-    with open(OUT / "pinn_fit_2d.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row, indent=1))
+           **record}
+    append_row("pinn_fit_2d", row, indent=1)
 
 
 if __name__ == "__main__":
