@@ -45,6 +45,15 @@ METAMODEL_KIND = {"hyperpinn": "full", "lora": "lora", "hyperpinn+solver": "full
 SAMPLERS = ("nuts", "rwmh", "smc")
 
 
+def _setup_summary(s) -> str:
+    """A metamodel setup without its covariate values (which would fill the message)."""
+    if s.ndim == 1:
+        return str(s)
+    keep = ("names", "lower", "upper", "fixed", "domain_x", "domain_y", "t0", "t_max", "ic",
+            "covariates", "grid")
+    return "FKPPSetup2D(" + ", ".join(f"{k}={getattr(s, k)!r}" for k in keep) + ")"
+
+
 class MCMCEstimator(SolverEstimator):
     """Posterior sampling of the reaction-diffusion parameters (blackjax).
 
@@ -305,10 +314,13 @@ class MCMCEstimator(SolverEstimator):
         s = mm.setup
         model = self.model_
         problems = []
-        if model.ndim != 1:
-            problems.append("the model is not 1-D")
-        if model.covariates:
-            problems.append(f"the model uses covariates {list(model.covariates)}")
+        if s.ndim == 2:
+            problems += self._metamodel_problems_2d(s)
+        else:
+            if model.ndim != 1:
+                problems.append(f"the model is {model.ndim}-D, the metamodel 1-D")
+            if model.covariates:
+                problems.append(f"the model uses covariates {list(model.covariates)}")
         if self.boundary != "neumann":
             problems.append(f"boundary={self.boundary!r} (the metamodel has no-flux ends)")
         if self.competition != "gamma":
@@ -319,16 +331,19 @@ class MCMCEstimator(SolverEstimator):
         elif abs(float(ic.t0) - s.t0) > 1e-9:
             problems.append(f"t0 = {ic.t0}, the metamodel starts at {s.t0}")
         fixed = dict(self.space_.fixed)
-        for n, v in zip(("ic_x", "ic_width", "ic_mass"), s.ic, strict=True):
+        ic_names = ("ic_x", "ic_y", "ic_width", "ic_mass") if s.ndim == 2 else ("ic_x", "ic_width",
+                                                                               "ic_mass")
+        for n, v in zip(ic_names, s.ic, strict=True):
             if n not in fixed or abs(fixed[n] - v) > 1e-9 * max(1.0, abs(v)):
                 problems.append(f"{n} must be fixed at {v} (the metamodel's introduction), got "
                                 f"{fixed.get(n, 'free')}")
         for n, v in s.fixed:
             if n not in fixed or abs(fixed[n] - v) > 1e-9 * max(1.0, abs(v)):
                 problems.append(f"{n} must be fixed at {v}, got {fixed.get(n, 'free')}")
-        dom = tuple(float(a) for a in model.domain.x)
-        if any(abs(a - b) > 1e-9 for a, b in zip(dom, s.domain, strict=True)):
-            problems.append(f"domain {dom} differs from the metamodel's {s.domain}")
+        if s.ndim == 1 and model.ndim == 1:
+            dom = tuple(float(a) for a in model.domain.x)
+            if any(abs(a - b) > 1e-9 for a, b in zip(dom, s.domain, strict=True)):
+                problems.append(f"domain {dom} differs from the metamodel's {s.domain}")
         t = self.obs_.time
         if t.min() < s.t0 or t.max() > s.t_max:
             problems.append(f"observation times [{t.min()}, {t.max()}] leave the metamodel's "
@@ -336,23 +351,65 @@ class MCMCEstimator(SolverEstimator):
         if any(k in self.obs_.extras for k in ("radius", "cell_size")):
             problems.append("areal observations (radius / cell_size) are not supported")
         if problems:
+            hint = ", ".join(f"{n!r}: ..." for n in ic_names)
             raise ValueError(f"forward={self.forward!r}: the metamodel does not cover this model: "
-                             + "; ".join(problems) + ". Pass fixed={'ic_x': ..., 'ic_width': "
-                             "..., 'ic_mass': ..., ...} with the metamodel's values "
-                             f"(its setup: {s}), or use forward='solver'.")
+                             + "; ".join(problems) + f". Pass fixed={{{hint}, ...}} "
+                             "with the metamodel's values (its setup: "
+                             f"{_setup_summary(s)}), or use forward='solver'.")
+
+    def _metamodel_problems_2d(self, s):
+        """What keeps a 2-D metamodel (:class:`~physreg.metamodels.FKPPSetup2D`) from this
+        model: dimension, rectangle, covariate links and the covariate fields themselves."""
+        from .data import interpolate_covariates
+
+        model = self.model_
+        problems = []
+        if model.ndim != 2:
+            return [f"the model is {model.ndim}-D, the metamodel 2-D"]
+        for ax, want in (("x", s.domain_x), ("y", s.domain_y)):
+            got = tuple(float(a) for a in getattr(model.domain, ax))
+            if any(abs(a - b) > 1e-9 for a, b in zip(got, want, strict=True)):
+                problems.append(f"domain {ax} = {got} differs from the metamodel's {want}")
+        if model.D.covariates:
+            problems.append(f"D depends on covariates {list(model.D.covariates)} (the metamodel "
+                            "has a constant D)")
+        if set(model.r.covariates) != set(s.covariates):
+            problems.append(f"growth covariates {list(model.r.covariates)} differ from the "
+                            f"metamodel's {list(s.covariates)}")
+        elif s.covariates:
+            # the fields must be the ones it was trained on: compare where the solver and the
+            # metamodel read them (the metamodel's covariate grid and solver cell centres)
+            yc, xc = s.centres()
+            pts = [np.meshgrid(np.asarray(s.cov_x), np.asarray(s.cov_y)),
+                   np.meshgrid(xc, yc)]
+            for c, field in zip(s.covariates, s.cov_values, strict=True):
+                mine = [np.asarray(field, float).ravel(),
+                        np.asarray(s.covariate_at(jnp.asarray(pts[1][0]),
+                                                  jnp.asarray(pts[1][1]))[
+                                       s.covariates.index(c)]).ravel()]
+                theirs = [interpolate_covariates(self.covariates_[[c]], x=X, y=Y)[c].ravel()
+                          for X, Y in pts]
+                err = max(float(np.max(np.abs(a - b))) for a, b in zip(mine, theirs,
+                                                                       strict=True))
+                scale = 1.0 + float(np.max(np.abs(mine[0])))
+                if not err <= 1e-6 * scale:
+                    problems.append(f"covariate {c!r} differs from the field the metamodel was "
+                                    f"trained on (max difference {err:.3g})")
+        return problems
 
     def _metamodel_loglik(self, mm):
         prob = self.problem_
         space = self.space_
         t_obs = jnp.asarray(self.obs_.time, float)
         x_obs = jnp.asarray(self.obs_.x, float)
+        y_obs = jnp.asarray(self.obs_.y, float) if mm.setup.ndim == 2 else None
         names = mm.setup.names
         lik = self.likelihood_
 
         def loglik(z):
             p = space.unpack(z)
             theta = jnp.stack([p[n] for n in names])
-            mu = mm.evaluate(theta, t_obs, x_obs)
+            mu = mm.evaluate(theta, t_obs, x_obs, y_obs)
             nuis = {n: p[n] for n in lik.nuisance_names()}
             return jnp.sum(lik.logpdf(prob.y, mu, nuis, prob.extras))
 
@@ -368,6 +425,8 @@ class MCMCEstimator(SolverEstimator):
             train_metamodel,
         )
 
+        if self.model_.ndim == 2:
+            return self._train_metamodel_2d()
         opts = dict(self.metamodel_options or {})
         space = self.space_
         fixed = dict(space.fixed)
@@ -403,6 +462,70 @@ class MCMCEstimator(SolverEstimator):
         self.metamodel_train_s_ = _time.perf_counter() - t0
         self.metamodel_record_ = rec
         return model  # its box is the current prior box, so nothing else changes
+
+    def _train_metamodel_2d(self):
+        """2-D: a :class:`~physreg.metamodels.FKPPSetup2D` over the free rates and growth
+        covariate coefficients, trained on the solver at ``metamodel_options["grid"]``
+        (default the estimator's grid, else 24 x 40 cells)."""
+        from .metamodels import (
+            FKPPSetup2D,
+            HyperPINN,
+            default_grid,
+            sample_box,
+            solver_snapshots,
+            train_metamodel,
+        )
+
+        model = self.model_
+        if model.D.covariates:
+            raise ValueError(f"forward={self.forward!r}: 2-D metamodels have a constant D; the "
+                             f"model has D covariates {list(model.D.covariates)}.")
+        if self.boundary != "neumann" or self.competition != "gamma":
+            raise ValueError(f"forward={self.forward!r}: 2-D metamodels need boundary='neumann' "
+                             "and competition='gamma'.")
+        opts = dict(self.metamodel_options or {})
+        space = self.space_
+        fixed = dict(space.fixed)
+        ic_names = ("ic_x", "ic_y", "ic_width", "ic_mass")
+        missing = [n for n in ic_names if n not in fixed]
+        if missing:
+            raise ValueError(f"forward={self.forward!r} trains a metamodel for a known "
+                             f"introduction: fix {missing} (fixed={{...}}).")
+        covs = tuple(model.r.covariates)
+        every = ("D", "r", "gamma") + tuple(f"r_{c}" for c in covs)
+        box = dict(opts.pop("box", {}))
+        names = tuple(n for n in every if n in space.free)
+        for n in names:
+            if n not in box:
+                i = space.free.index(n)
+                box[n] = (space.lower[i], space.upper[i])
+        grid = opts.pop("grid", self.grid if self.grid is not None else (24, 40))
+        cov = self.covariates_[list(covs)] if covs else None
+        kw = dict(names=names, lower=tuple(float(box[n][0]) for n in names),
+                  upper=tuple(float(box[n][1]) for n in names),
+                  fixed=tuple((n, float(fixed[n])) for n in every if n not in names),
+                  domain_x=tuple(float(a) for a in model.domain.x),
+                  domain_y=tuple(float(a) for a in model.domain.y),
+                  t0=float(model.initial.t0),
+                  t_max=float(max(self.obs_.time.max(), model.initial.t0 + 1e-9)),
+                  ic=tuple(float(fixed[n]) for n in ic_names),
+                  grid=tuple(int(g) for g in np.broadcast_to(grid, (2,))))
+        setup = (FKPPSetup2D.from_covariates(cov, **kw) if cov is not None
+                 else FKPPSetup2D(**kw))
+        steps = int(opts.pop("steps", 4000))
+        n_train = int(opts.pop("n_train", 512))
+        seed = int(opts.pop("seed", 0))
+        t0 = _time.perf_counter()
+        mm = HyperPINN.build(setup, kind=METAMODEL_KIND[self.forward], key=seed, **opts)
+        t, y, x = default_grid(setup, n_t=20)
+        th = sample_box(setup, n_train, seed=seed)
+        u = solver_snapshots(setup, th, t)
+        mm, rec = train_metamodel(mm, theta_train=th, u_train=u, t_grid=t, x_grid=x, y_grid=y,
+                                  steps=steps, seed=seed, steps_per_call=min(250, steps),
+                                  batch_points=1024, verbose=bool(self.verbose))
+        self.metamodel_train_s_ = _time.perf_counter() - t0
+        self.metamodel_record_ = rec
+        return mm
 
     # ---------------------------------------------------------------- results ---------------
     def _flat_draws(self):

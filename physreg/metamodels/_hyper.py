@@ -1,4 +1,4 @@
-"""Hypernetwork metamodels of the 1-D Fisher-KPP solution map theta -> u(t, x).
+"""Hypernetwork metamodels of the 1-D and 2-D Fisher-KPP solution maps theta -> u(t, x[, y]).
 
 A metamodel is an equinox module holding a *hypernetwork* ``h`` that maps the normalised
 parameters ``theta'`` (each in [-1, 1]) to the weights of a small *target* network
@@ -15,6 +15,13 @@ parameters ``theta'`` (each in [-1, 1]) to the weights of a small *target* netwo
 - The target network's inputs are ``(2 t' - 1, cos(k pi x'), k = 1..modes)``: each feature has a
   zero x-derivative at both ends, so the network term satisfies the no-flux boundary condition
   exactly (``H``'s images make its flux at the ends vanish up to the far image, < 1e-4).
+
+2-D (:class:`FKPPSetup2D`: a rectangle with no-flux walls, ``r(x, y) = r + sum_k r_<z_k>
+z_k(x, y)`` with the covariate fields stored in the setup): ``H`` is the product of the x and y
+image sums (the 2-D heat kernel of the Gaussian introduction, symmetric about the four walls),
+and the target network reads ``(2 t' - 1, cos(k pi x'), cos(l pi y'))`` (optionally also the
+covariate values and the distance to the introduction: ``features``). 2-D metamodels imitate
+physreg's finite-volume solver on ``setup.grid`` cells (:func:`physreg.metamodels.solver_2d`).
 
 Two hypernetworks (:class:`HyperPINN`, ``kind``):
 
@@ -46,15 +53,73 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["FKPPSetup", "HyperPINN", "save_metamodel", "load_metamodel", "KINDS"]
+__all__ = ["FKPPSetup", "FKPPSetup2D", "HyperPINN", "save_metamodel", "load_metamodel",
+           "KINDS", "FEATURES"]
 
 KINDS = ("full", "lora")
+FEATURES = ("covariate", "radius")  # optional extra inputs of a 2-D target network
 _RATES = ("D", "r", "gamma")
 _LOG_SCALED = ("D", "gamma")
 
 
+class _Box:
+    """Box logic shared by the 1-D and 2-D setups (``names``, ``lower``, ``upper``, ``fixed``)."""
+
+    def rates(self, theta) -> dict:
+        """name -> value for D, r, gamma (and covariate coefficients) from a ``(p,)`` theta
+        (fixed ones filled in)."""
+        out = {n: theta[..., i] for i, n in enumerate(self.names)}
+        out.update({n: v for n, v in self.fixed if n not in out})
+        return out
+
+    def normalise(self, theta):
+        """theta (user units) -> theta' in [-1, 1] over the box (log scale for D, gamma)."""
+        cols = []
+        for i, n in enumerate(self.names):
+            a, b, v = self.lower[i], self.upper[i], theta[..., i]
+            if n in _LOG_SCALED:
+                a, b, v = math.log(a), math.log(b), jnp.log(v)
+            cols.append(2.0 * (v - a) / (b - a) - 1.0)
+        return jnp.stack(cols, -1)
+
+    def check(self, theta, what: str = "theta") -> np.ndarray:
+        """Raise ``ValueError`` unless every row of ``theta`` is inside the box."""
+        th = np.atleast_2d(np.asarray(theta, float))
+        if th.shape[-1] != len(self.names):
+            raise ValueError(f"{what} must have {len(self.names)} columns {self.names}, got "
+                             f"shape {np.shape(theta)}.")
+        lo, hi = np.asarray(self.lower), np.asarray(self.upper)
+        bad = ~np.all((th >= lo) & (th <= hi) & np.isfinite(th), -1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            box = {n: (a, b) for n, a, b in zip(self.names, self.lower, self.upper, strict=True)}
+            raise ValueError(f"{what} {dict(zip(self.names, th[i].tolist(), strict=True))} is "
+                             f"outside the metamodel's training box {box} ({int(bad.sum())} "
+                             "row(s) outside): a metamodel does not extrapolate; retrain it on a "
+                             "wider box or use the solver.")
+        return th
+
+    def _check_box(self, allowed):
+        names = tuple(self.names)
+        cls = type(self).__name__
+        if not names or any(n not in allowed for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"{cls}.names must be distinct names from {allowed}, got {names!r}.")
+        if len(self.lower) != len(names) or len(self.upper) != len(names):
+            raise ValueError(f"{cls}.lower/upper need one value per name {names}, got "
+                             f"{self.lower!r} and {self.upper!r}.")
+        for n, a, b in zip(names, self.lower, self.upper, strict=True):
+            if not (np.isfinite(a) and np.isfinite(b) and a < b):
+                raise ValueError(f"{cls} box for {n!r} must have lower < upper, got ({a}, {b}).")
+            if n in _LOG_SCALED and a <= 0:
+                raise ValueError(f"{cls} box for {n!r} must be positive, got ({a}, {b}).")
+        missing = [n for n in allowed if n not in names and n not in dict(self.fixed)]
+        if missing:
+            raise ValueError(f"{cls}: parameters {missing} are neither in `names` nor `fixed`; "
+                             f"e.g. fixed=(('gamma', 1.0),).")
+
+
 @dataclasses.dataclass(frozen=True)
-class FKPPSetup:
+class FKPPSetup(_Box):
     """The 1-D Fisher-KPP problem family a metamodel covers (hashable: a static field).
 
     **Arguments:**
@@ -96,6 +161,8 @@ class FKPPSetup:
             raise ValueError(f"FKPPSetup: need domain[0] < domain[1] and t0 < t_max, got "
                              f"domain={self.domain}, t0={self.t0}, t_max={self.t_max}.")
 
+    ndim = 1
+
     @property
     def length(self) -> float:
         return float(self.domain[1] - self.domain[0])
@@ -103,39 +170,6 @@ class FKPPSetup:
     @property
     def span(self) -> float:
         return float(self.t_max - self.t0)
-
-    def rates(self, theta) -> dict:
-        """name -> value for D, r, gamma from a ``(p,)`` theta (fixed ones filled in)."""
-        out = {n: theta[..., i] for i, n in enumerate(self.names)}
-        out.update({n: v for n, v in self.fixed if n not in out})
-        return out
-
-    def normalise(self, theta):
-        """theta (user units) -> theta' in [-1, 1] over the box (log scale for D, gamma)."""
-        cols = []
-        for i, n in enumerate(self.names):
-            a, b, v = self.lower[i], self.upper[i], theta[..., i]
-            if n in _LOG_SCALED:
-                a, b, v = math.log(a), math.log(b), jnp.log(v)
-            cols.append(2.0 * (v - a) / (b - a) - 1.0)
-        return jnp.stack(cols, -1)
-
-    def check(self, theta, what: str = "theta") -> np.ndarray:
-        """Raise ``ValueError`` unless every row of ``theta`` is inside the box."""
-        th = np.atleast_2d(np.asarray(theta, float))
-        if th.shape[-1] != len(self.names):
-            raise ValueError(f"{what} must have {len(self.names)} columns {self.names}, got "
-                             f"shape {np.shape(theta)}.")
-        lo, hi = np.asarray(self.lower), np.asarray(self.upper)
-        bad = ~np.all((th >= lo) & (th <= hi) & np.isfinite(th), -1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            box = {n: (a, b) for n, a, b in zip(self.names, self.lower, self.upper, strict=True)}
-            raise ValueError(f"{what} {dict(zip(self.names, th[i].tolist(), strict=True))} is "
-                             f"outside the metamodel's training box {box} ({int(bad.sum())} "
-                             "row(s) outside): a metamodel does not extrapolate; retrain it on a "
-                             "wider box or use the solver.")
-        return th
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -148,6 +182,180 @@ class FKPPSetup:
                    fixed=tuple((str(a), float(b)) for a, b in d["fixed"]),
                    domain=tuple(d["domain"]), t0=float(d["t0"]), t_max=float(d["t_max"]),
                    ic=tuple(d["ic"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class FKPPSetup2D(_Box):
+    """The 2-D Fisher-KPP problem family a metamodel covers (hashable: a static field).
+
+    ``du/dt = D lap u + u (r(x, y) - gamma u)`` on a rectangle with no-flux walls, with
+    ``r(x, y) = r + sum_k r_<z_k> z_k(x, y)``: the covariate fields are part of the setup (a
+    metamodel is trained for one landscape), stored on their own grid and saved with it.
+
+    **Arguments:**
+
+    - `names`: parameters the metamodel takes, from ``("D", "r", "gamma")`` and
+      ``"r_<covariate>"`` for each covariate, in order.
+    - `lower`, `upper`: the training box of those parameters (user units).
+    - `fixed`: ``((name, value), ...)`` for the parameters not in `names`.
+    - `domain_x`, `domain_y`: the rectangle.
+    - `t0`, `t_max`: introduction time and end of the time window.
+    - `ic`: ``(x, y, width, mass)`` of the Gaussian introduction at `t0`.
+    - `covariates`: names of the growth covariates; `cov_x` ``(nx,)``, `cov_y` ``(ny,)`` their
+      grid and `cov_values` ``((ny rows of nx values), ...)`` one field per covariate (as the
+      ``("y", "x")`` variables of a covariates dataset); between grid points the fields are
+      bilinear, beyond the outermost points the edge value holds (as
+      :func:`physreg.data.interpolate_covariates`).
+    - `grid`: ``(ny, nx)`` cells of the finite-volume solver the metamodel imitates
+      (:func:`physreg.metamodels.solver_snapshots`).
+
+    Build one from a covariates dataset with :meth:`from_covariates`.
+    """
+
+    names: tuple[str, ...] = ("D", "r", "r_elevation")
+    lower: tuple[float, ...] = (0.5, 0.5, -0.6)
+    upper: tuple[float, ...] = (2.0, 1.5, 0.0)
+    fixed: tuple[tuple[str, float], ...] = (("gamma", 1.0),)
+    domain_x: tuple[float, float] = (0.0, 20.0)
+    domain_y: tuple[float, float] = (0.0, 12.0)
+    t0: float = 0.0
+    t_max: float = 8.0
+    ic: tuple[float, float, float, float] = (4.0, 6.0, 0.5, 5.0)
+    covariates: tuple[str, ...] = ()
+    cov_x: tuple[float, ...] = ()
+    cov_y: tuple[float, ...] = ()
+    cov_values: tuple = ()
+    grid: tuple[int, int] = (24, 40)
+
+    ndim = 2
+
+    def __post_init__(self):
+        allowed = _RATES + tuple(f"r_{c}" for c in self.covariates)
+        self._check_box(allowed)
+        for n, _ in self.fixed:
+            if n not in allowed:
+                raise ValueError(f"FKPPSetup2D.fixed: {n!r} is not one of {allowed}.")
+        if not (self.domain_x[0] < self.domain_x[1] and self.domain_y[0] < self.domain_y[1]
+                and self.t0 < self.t_max):
+            raise ValueError(f"FKPPSetup2D: need a non-empty rectangle and t0 < t_max, got "
+                             f"domain_x={self.domain_x}, domain_y={self.domain_y}, t0={self.t0}, "
+                             f"t_max={self.t_max}.")
+        if len(self.ic) != 4 or not (self.ic[2] > 0 and self.ic[3] > 0):
+            raise ValueError(f"FKPPSetup2D.ic must be (x, y, width > 0, mass > 0), got {self.ic}.")
+        if len(self.grid) != 2 or min(self.grid) < 3:
+            raise ValueError(f"FKPPSetup2D.grid must be (ny, nx) with at least 3 cells each, got "
+                             f"{self.grid}.")
+        if self.covariates:
+            nx, ny = len(self.cov_x), len(self.cov_y)
+            vals = np.asarray(self.cov_values, float)
+            if nx < 2 or ny < 2 or vals.shape != (len(self.covariates), ny, nx):
+                raise ValueError(f"FKPPSetup2D: cov_values must hold one (ny={ny}, nx={nx}) field "
+                                 f"per covariate {self.covariates} on a grid of at least 2 x 2, "
+                                 f"got shape {vals.shape}.")
+            if not (np.all(np.diff(self.cov_x) > 0) and np.all(np.diff(self.cov_y) > 0)
+                    and np.all(np.isfinite(vals))):
+                raise ValueError("FKPPSetup2D: cov_x and cov_y must increase strictly and the "
+                                 "covariate values be finite.")
+
+    # ------------------------------------------------------------------ geometry -------
+    @property
+    def length_x(self) -> float:
+        return float(self.domain_x[1] - self.domain_x[0])
+
+    @property
+    def length_y(self) -> float:
+        return float(self.domain_y[1] - self.domain_y[0])
+
+    @property
+    def span(self) -> float:
+        return float(self.t_max - self.t0)
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cell centres ``(y, x)`` of the solver grid."""
+        (ny, nx), (y0, y1), (x0, x1) = self.grid, self.domain_y, self.domain_x
+        return (y0 + (y1 - y0) * (np.arange(ny) + 0.5) / ny,
+                x0 + (x1 - x0) * (np.arange(nx) + 0.5) / nx)
+
+    # ------------------------------------------------------------------ covariates -----
+    @classmethod
+    def from_covariates(cls, covariates, names=None, **kwargs) -> FKPPSetup2D:
+        """A setup whose landscape is the ``("y", "x")`` variables of an xarray Dataset.
+
+        `names` default: ``("D", "r") + ("r_<cov>", ...)``; the other keywords as the class
+        (e.g. `lower`, `upper`, `fixed`, `domain_x`, `ic`, `grid`).
+        """
+        cov = covariates.transpose(..., "y", "x")
+        covs = tuple(str(v) for v in cov.data_vars)
+        vals = tuple(tuple(tuple(float(a) for a in row) for row in np.asarray(cov[c].values,
+                                                                              float))
+                     for c in covs)
+        if names is None:
+            names = ("D", "r") + tuple(f"r_{c}" for c in covs)
+        return cls(names=tuple(names), covariates=covs,
+                   cov_x=tuple(float(a) for a in cov["x"].values),
+                   cov_y=tuple(float(a) for a in cov["y"].values), cov_values=vals, **kwargs)
+
+    def covariate_dataset(self):
+        """The covariates as an ``xarray.Dataset`` on ``("y", "x")`` (what the solver reads)."""
+        import xarray as xr
+
+        return xr.Dataset({c: (("y", "x"), np.asarray(v, float))
+                           for c, v in zip(self.covariates, self.cov_values, strict=True)},
+                          coords={"y": np.asarray(self.cov_y), "x": np.asarray(self.cov_x)})
+
+    def covariate_at(self, x, y):
+        """Covariate values at points ``(x, y)`` -> ``(n_cov, *shape)`` (bilinear, jittable)."""
+        gx = jnp.asarray(self.cov_x)
+        gy = jnp.asarray(self.cov_y)
+        v = jnp.asarray(np.asarray(self.cov_values, float))
+        xc = jnp.clip(x, gx[0], gx[-1])
+        yc = jnp.clip(y, gy[0], gy[-1])
+        i = jnp.clip(jnp.searchsorted(gx, xc) - 1, 0, gx.shape[0] - 2)
+        j = jnp.clip(jnp.searchsorted(gy, yc) - 1, 0, gy.shape[0] - 2)
+        fx = (xc - gx[i]) / (gx[i + 1] - gx[i])
+        fy = (yc - gy[j]) / (gy[j + 1] - gy[j])
+        return ((1 - fy) * ((1 - fx) * v[:, j, i] + fx * v[:, j, i + 1])
+                + fy * ((1 - fx) * v[:, j + 1, i] + fx * v[:, j + 1, i + 1]))
+
+    # ------------------------------------------------------------------ save / load ----
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["fixed"] = [list(p) for p in self.fixed]
+        d["ndim"] = 2
+        return d
+
+    @classmethod
+    def from_json(cls, d) -> FKPPSetup2D:
+        return cls(names=tuple(d["names"]), lower=tuple(d["lower"]), upper=tuple(d["upper"]),
+                   fixed=tuple((str(a), float(b)) for a, b in d["fixed"]),
+                   domain_x=tuple(d["domain_x"]), domain_y=tuple(d["domain_y"]),
+                   t0=float(d["t0"]), t_max=float(d["t_max"]), ic=tuple(d["ic"]),
+                   covariates=tuple(d["covariates"]), cov_x=tuple(d["cov_x"]),
+                   cov_y=tuple(d["cov_y"]),
+                   cov_values=tuple(tuple(tuple(float(a) for a in row) for row in f)
+                                    for f in d["cov_values"]),
+                   grid=tuple(int(n) for n in d["grid"]))
+
+
+def setup_from_json(d) -> FKPPSetup | FKPPSetup2D:
+    """The setup written by ``setup.to_json()`` (1-D records carry no ``ndim``)."""
+    return FKPPSetup2D.from_json(d) if int(d.get("ndim", 1)) == 2 else FKPPSetup.from_json(d)
+
+
+def _images(v, c, lo, hi, var):
+    """Normal density of variance `var` about `c`, made even about `lo` and `hi` by its two
+    nearest images (one axis)."""
+    out = 0.0
+    for centre in (c, 2.0 * lo - c, 2.0 * hi - c):
+        out = out + jnp.exp(-0.5 * (v - centre) ** 2 / var)
+    return out / jnp.sqrt(2.0 * jnp.pi * var)
+
+
+def heat_kernel_2d(setup: FKPPSetup2D, t, x, y, D):
+    """2-D heat-kernel part ``H`` of the ansatz: the product of the two axes' image sums."""
+    cx, cy, w, m = setup.ic
+    var = w**2 + 2.0 * D * (t - setup.t0)
+    return m * (_images(x, cx, *setup.domain_x, var) * _images(y, cy, *setup.domain_y, var))
 
 
 def heat_kernel(setup: FKPPSetup, t, x, D):
@@ -186,7 +394,7 @@ class HyperPINN(eqx.Module):
     (``eqx.nn.MLP``), `base` (LoRA base weights, else empty).
     """
 
-    setup: FKPPSetup = eqx.field(static=True)
+    setup: FKPPSetup | FKPPSetup2D = eqx.field(static=True)
     kind: str = eqx.field(static=True)
     sizes: tuple[int, ...] = eqx.field(static=True)
     modes: int = eqx.field(static=True)
@@ -195,20 +403,25 @@ class HyperPINN(eqx.Module):
     hyper_depth: int = eqx.field(static=True)
     hyper: eqx.nn.MLP
     base: tuple
+    modes_y: int = eqx.field(static=True, default=0)
+    features: tuple[str, ...] = eqx.field(static=True, default=())
 
     # ------------------------------------------------------------------ construction -------
     @classmethod
-    def build(cls, setup: FKPPSetup, *, kind: str = "full", width: int = 32, depth: int = 3,
-              modes: int = 12, rank: int = 4, hyper_width: int = 64, hyper_depth: int = 2,
-              key=None) -> HyperPINN:
+    def build(cls, setup: FKPPSetup | FKPPSetup2D, *, kind: str = "full", width: int = 32,
+              depth: int = 3, modes: int = 12, rank: int = 4, hyper_width: int = 64,
+              hyper_depth: int = 2, modes_y: int = 0, features=(), key=None) -> HyperPINN:
         """A freshly initialised metamodel.
 
-        **Arguments:** `setup`; `kind` ``"full"`` | ``"lora"``; target network `depth` hidden
-        layers of `width` (tanh) on `modes` cosine features; `rank` of the LoRA updates;
-        hypernetwork `hyper_depth` hidden layers of `hyper_width` (tanh); `key` (JAX key or
-        int; default 0).
+        **Arguments:** `setup` (:class:`FKPPSetup` or :class:`FKPPSetup2D`); `kind` ``"full"`` |
+        ``"lora"``; target network `depth` hidden layers of `width` (tanh) on `modes` cosine
+        features (in x; 2-D: and `modes_y` in y, default in proportion to the sides); `rank` of
+        the LoRA updates; hypernetwork `hyper_depth` hidden layers of `hyper_width` (tanh);
+        2-D `features`: extra target-network inputs from :data:`FEATURES` (``"covariate"``: the
+        covariate values at the point, ``"radius"``: the distance to the introduction); `key`
+        (JAX key or int; default 0).
 
-        **Raises:** ``ValueError`` for an unknown kind or non-positive sizes.
+        **Raises:** ``ValueError`` for an unknown kind or feature, or non-positive sizes.
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -216,8 +429,25 @@ class HyperPINN(eqx.Module):
                          hyper_width=hyper_width, hyper_depth=hyper_depth).items():
             if not isinstance(v, int | np.integer) or v < 1:
                 raise ValueError(f"HyperPINN.build: {n} must be a positive integer, got {v!r}.")
+        features = tuple(features)
+        if setup.ndim == 1:
+            if modes_y or features:
+                raise ValueError("HyperPINN.build: modes_y and features are for 2-D setups.")
+            n_feat = 1 + modes
+        else:
+            bad = [f for f in features if f not in FEATURES]
+            if bad or len(set(features)) != len(features):
+                raise ValueError(f"HyperPINN.build: features must be distinct names from "
+                                 f"{FEATURES}, got {features!r}.")
+            if "covariate" in features and not setup.covariates:
+                raise ValueError("HyperPINN.build: feature 'covariate' needs a setup with "
+                                 "covariates.")
+            if not modes_y:
+                modes_y = max(1, round(modes * setup.length_y / setup.length_x))
+            n_cov = len(setup.covariates) if "covariate" in features else 0
+            n_feat = 1 + modes + int(modes_y) + n_cov + ("radius" in features)
         key = jax.random.key(0 if key is None else key) if isinstance(key, int | None) else key
-        sizes = (1 + modes,) + (width,) * depth + (1,)
+        sizes = (n_feat,) + (width,) * depth + (1,)
         k_h, k_b = jax.random.split(key)
         shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
         # a standard initialisation of the target network: the emitted weights at init (full)
@@ -248,7 +478,7 @@ class HyperPINN(eqx.Module):
         hyper = eqx.tree_at(lambda m: m.layers[-1], hyper, last)
         out = cls(setup=setup, kind=kind, sizes=sizes, modes=int(modes), rank=int(rank),
                   hyper_width=int(hyper_width), hyper_depth=int(hyper_depth), hyper=hyper,
-                  base=base)
+                  base=base, modes_y=int(modes_y), features=features)
         return jax.tree_util.tree_map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a)
                                       else a, out)
 
@@ -263,9 +493,12 @@ class HyperPINN(eqx.Module):
                                                                            eqx.is_array))))
 
     def architecture(self) -> dict:
-        return {"kind": self.kind, "width": self.sizes[1], "depth": len(self.sizes) - 2,
-                "modes": self.modes, "rank": self.rank, "hyper_width": self.hyper_width,
-                "hyper_depth": self.hyper_depth}
+        out = {"kind": self.kind, "width": self.sizes[1], "depth": len(self.sizes) - 2,
+               "modes": self.modes, "rank": self.rank, "hyper_width": self.hyper_width,
+               "hyper_depth": self.hyper_depth}
+        if self.setup.ndim == 2:
+            out.update(modes_y=self.modes_y, features=list(self.features))
+        return out
 
     # ------------------------------------------------------------------ evaluation ---------
     def target_weights(self, theta):
@@ -291,12 +524,23 @@ class HyperPINN(eqx.Module):
             i += b
         return layers
 
-    def _features(self, tp, xp):
+    def _features(self, tp, xp, yp=None, x=None, y=None):
         k = jnp.arange(1, self.modes + 1, dtype=jnp.float32)
-        return jnp.concatenate([jnp.reshape(2.0 * tp - 1.0, (1,)), jnp.cos(jnp.pi * k * xp)])
+        parts = [jnp.reshape(2.0 * tp - 1.0, (1,)), jnp.cos(jnp.pi * k * xp)]
+        if yp is not None:
+            ky = jnp.arange(1, self.modes_y + 1, dtype=jnp.float32)
+            parts.append(jnp.cos(jnp.pi * ky * yp))
+            s = self.setup
+            if "covariate" in self.features:
+                parts.append(s.covariate_at(x, y).astype(jnp.float32))
+            if "radius" in self.features:
+                rho = jnp.sqrt((x - s.ic[0]) ** 2 + (y - s.ic[1]) ** 2) / max(s.length_x,
+                                                                             s.length_y)
+                parts.append(jnp.reshape(2.0 * rho - 1.0, (1,)).astype(jnp.float32))
+        return jnp.concatenate(parts)
 
-    def _net(self, layers, tp, xp):
-        h = self._features(tp, xp)
+    def _net(self, layers, tp, xp, yp=None, x=None, y=None):
+        h = self._features(tp, xp, yp, x, y)
         for w, b in layers[:-1]:
             h = jnp.tanh(w @ h + b)
         w, b = layers[-1]
@@ -309,8 +553,17 @@ class HyperPINN(eqx.Module):
         return heat_kernel(s, t, x, D) + tp.astype(t.dtype) * self._net(layers, tp, xp).astype(
             t.dtype)
 
-    def evaluate(self, theta, t, x):
-        """u at points ``(t, x)`` (same shape) for one ``theta`` (p,), no box check (jittable).
+    def _u_point_2d(self, layers, D, t, x, y):
+        s = self.setup
+        tp = ((t - s.t0) / s.span).astype(jnp.float32)
+        xp = ((x - s.domain_x[0]) / s.length_x).astype(jnp.float32)
+        yp = ((y - s.domain_y[0]) / s.length_y).astype(jnp.float32)
+        net = self._net(layers, tp, xp, yp, x, y)
+        return heat_kernel_2d(s, t, x, y, D) + tp.astype(t.dtype) * net.astype(t.dtype)
+
+    def evaluate(self, theta, t, x, y=None):
+        """u at points ``(t, x)`` (2-D: ``(t, x, y)``; same shape) for one ``theta`` (p,), no
+        box check (jittable).
 
         Returns a float64 array of the points' shape.
         """
@@ -319,29 +572,57 @@ class HyperPINN(eqx.Module):
         x = jnp.asarray(x, jnp.float64)
         layers = self.target_weights(theta)
         D = jnp.asarray(self.setup.rates(theta)["D"], jnp.float64)
-        f = jax.vmap(lambda tt, xx: self._u_point(layers, D, tt, xx))
-        return f(t.ravel(), x.ravel()).reshape(t.shape)
+        if self.setup.ndim == 1:
+            if y is not None:
+                raise ValueError("a 1-D metamodel takes no y.")
+            f = jax.vmap(lambda tt, xx: self._u_point(layers, D, tt, xx))
+            return f(t.ravel(), x.ravel()).reshape(t.shape)
+        if y is None:
+            raise ValueError("a 2-D metamodel needs y as well as t and x.")
+        y = jnp.asarray(y, jnp.float64)
+        f = jax.vmap(lambda tt, xx, yy: self._u_point_2d(layers, D, tt, xx, yy))
+        return f(t.ravel(), x.ravel(), y.ravel()).reshape(t.shape)
 
-    def evaluate_grid(self, theta, t, x):
-        """u on the grid ``t (n_t,) x x (n_x,)`` -> ``(n_t, n_x)``, no box check (jittable)."""
-        T, X = jnp.meshgrid(jnp.asarray(t, jnp.float64), jnp.asarray(x, jnp.float64),
-                            indexing="ij")
-        return self.evaluate(theta, T, X)
+    def evaluate_grid(self, theta, t, x, y=None):
+        """u on the grid ``t (n_t,) x x (n_x,)`` -> ``(n_t, n_x)``; 2-D: ``t x y (n_y,) x x``
+        -> ``(n_t, n_y, n_x)``; no box check (jittable)."""
+        if y is None:
+            T, X = jnp.meshgrid(jnp.asarray(t, jnp.float64), jnp.asarray(x, jnp.float64),
+                                indexing="ij")
+            return self.evaluate(theta, T, X)
+        T, Y, X = jnp.meshgrid(jnp.asarray(t, jnp.float64), jnp.asarray(y, jnp.float64),
+                               jnp.asarray(x, jnp.float64), indexing="ij")
+        return self.evaluate(theta, T, X, Y)
 
-    def predict(self, theta, t, x):
-        """u on the grid ``t x x`` for one theta ``(p,)`` or a batch ``(n, p)``.
+    def predict(self, theta, t, x, y=None):
+        """u on the grid ``t x x`` (2-D: ``t x y x x``) for one theta ``(p,)`` or a batch
+        ``(n, p)``.
 
         **Raises:** ``ValueError`` if a theta is outside the training box, or a time is outside
-        ``[t0, t_max]``, or a site outside the domain.
+        ``[t0, t_max]``, or a site outside the domain (or y missing / given in the wrong
+        dimension).
         """
         th = self.setup.check(theta)
         t, x = np.asarray(t, float), np.asarray(x, float)
         s = self.setup
         if np.any((t < s.t0) | (t > s.t_max)):
             raise ValueError(f"times must lie in the metamodel's window [{s.t0}, {s.t_max}].")
-        if np.any((x < s.domain[0]) | (x > s.domain[1])):
-            raise ValueError(f"sites must lie in the metamodel's domain {s.domain}.")
-        out = _predict_batch(self, jnp.asarray(th), jnp.asarray(t), jnp.asarray(x))
+        if s.ndim == 1:
+            if y is not None:
+                raise ValueError("a 1-D metamodel takes no y.")
+            if np.any((x < s.domain[0]) | (x > s.domain[1])):
+                raise ValueError(f"sites must lie in the metamodel's domain {s.domain}.")
+            out = _predict_batch(self, jnp.asarray(th), jnp.asarray(t), jnp.asarray(x))
+        else:
+            if y is None:
+                raise ValueError("a 2-D metamodel needs y as well as t and x.")
+            y = np.asarray(y, float)
+            if (np.any((x < s.domain_x[0]) | (x > s.domain_x[1]))
+                    or np.any((y < s.domain_y[0]) | (y > s.domain_y[1]))):
+                raise ValueError(f"sites must lie in the metamodel's rectangle x in "
+                                 f"{s.domain_x}, y in {s.domain_y}.")
+            out = _predict_batch_2d(self, jnp.asarray(th), jnp.asarray(t), jnp.asarray(x),
+                                    jnp.asarray(y))
         out = np.asarray(out)
         return out if np.ndim(theta) == 2 else out[0]
 
@@ -352,6 +633,11 @@ class HyperPINN(eqx.Module):
 @eqx.filter_jit
 def _predict_batch(model, theta, t, x):
     return jax.vmap(lambda th: model.evaluate_grid(th, t, x))(theta)
+
+
+@eqx.filter_jit
+def _predict_batch_2d(model, theta, t, x, y):
+    return jax.lax.map(lambda th: model.evaluate_grid(th, t, x, y), theta)
 
 
 # ---------------------------------------------------------------------- save / load -------
@@ -390,7 +676,7 @@ def load_metamodel(path) -> HyperPINN:
     if meta.get("format") != "physreg.metamodels.HyperPINN/1":
         raise ValueError(f"{stem.with_suffix('.json')} is not a physreg metamodel "
                          f"(format {meta.get('format')!r}).")
-    skeleton = HyperPINN.build(FKPPSetup.from_json(meta["setup"]), **meta["architecture"])
+    skeleton = HyperPINN.build(setup_from_json(meta["setup"]), **meta["architecture"])
     return eqx.tree_deserialise_leaves(stem.with_suffix(".eqx"), skeleton)
 
 

@@ -25,15 +25,22 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._hyper import FKPPSetup, HyperPINN
+from ._hyper import FKPPSetup, FKPPSetup2D, HyperPINN
 
 __all__ = ["solver_snapshots", "sample_box", "train_metamodel", "relative_errors",
-           "default_grid"]
+           "default_grid", "solver_2d"]
 
 
-def default_grid(setup: FKPPSetup, n_t: int = 40, n_x: int = 128):
-    """Training / evaluation grid: ``n_t`` times in ``(t0, t_max]`` and ``n_x`` cell centres."""
+def default_grid(setup: FKPPSetup | FKPPSetup2D, n_t: int = 40, n_x: int = 128):
+    """Training / evaluation grid: ``n_t`` times in ``(t0, t_max]`` and ``n_x`` cell centres.
+
+    2-D: ``(t, y, x)``, the sites being the cell centres of the setup's solver grid (`n_x`
+    ignored).
+    """
     t = setup.t0 + setup.span * np.arange(1, n_t + 1) / n_t
+    if setup.ndim == 2:
+        y, x = setup.centres()
+        return t, y, x
     lo, hi = setup.domain
     x = lo + (hi - lo) * (np.arange(n_x) + 0.5) / n_x
     return t, x
@@ -75,12 +82,46 @@ def _solver(setup: FKPPSetup, n_cells: int):
     return FiniteVolumeSolver(model, shape=int(n_cells))
 
 
-def solver_snapshots(setup: FKPPSetup, theta, t, *, n_cells: int = 256, x=None,
+def solver_2d(setup: FKPPSetup2D):
+    """The finite-volume solver a 2-D metamodel imitates, and its covariates on the grid.
+
+    ``setup.grid`` cells, the explicit RKC stepper sized for the largest D of the box (rounded
+    up as :class:`physreg.SolverEstimator` rounds it, so that an estimator with the box as its
+    bounds of D picks the same stages) and at most ``span / 200`` per step.
+    """
+    from ..data import interpolate_covariates
+    from ..model import Domain, GaussianIntroductions, Link, ReactionDiffusion
+    from ..solvers import FiniteVolumeSolver
+
+    model = ReactionDiffusion(domain=Domain(x=tuple(setup.domain_x), y=tuple(setup.domain_y)),
+                              D=Link("log", ()), r=Link("identity", tuple(setup.covariates)),
+                              competition="gamma", boundary="neumann",
+                              initial=GaussianIntroductions(n=1, t0=float(setup.t0)))
+    rates = setup.rates(np.asarray(setup.upper, float))
+    d_max = float(rates["D"])
+    d_max = float(10.0 ** (np.ceil(16 * np.log10(d_max)) / 16))
+    solver = FiniteVolumeSolver(model, shape=tuple(setup.grid),
+                                max_step=setup.span / 200 * (1 + 1e-9),
+                                method="rkc", D_max=d_max, throw=False)
+    cov = {}
+    if setup.covariates:
+        yy, xx = solver.mesh()
+        cov = interpolate_covariates(setup.covariate_dataset(),
+                                     x=np.broadcast_to(xx, solver.shape),
+                                     y=np.broadcast_to(yy, solver.shape))
+    return solver, cov
+
+
+def solver_snapshots(setup: FKPPSetup | FKPPSetup2D, theta, t, *, n_cells: int = 256, x=None,
                      batch: int = 256):
     """Finite-volume solutions at each theta ``(n, p)`` and times ``t`` -> ``(n, n_t, n_x)``.
 
     Returned on the solver's cell centres (``n_cells``), or interpolated linearly to ``x``.
+    2-D: ``(n, n_t, n_y, n_x)`` on the cell centres of :func:`solver_2d` (``setup.grid``;
+    `n_cells` and `x` unused).
     """
+    if setup.ndim == 2:
+        return _snapshots_2d(setup, theta, t, batch=min(batch, 64))
     solver = _solver(setup, n_cells)
     c, w, m = setup.ic
     t = jnp.asarray(t, float)
@@ -96,6 +137,23 @@ def solver_snapshots(setup: FKPPSetup, theta, t, *, n_cells: int = 256, x=None,
     f = jax.jit(jax.vmap(one))
     theta = np.asarray(theta, float)
     out = [np.asarray(f(jnp.asarray(theta[i:i + batch]))) for i in range(0, len(theta), batch)]
+    return np.concatenate(out)
+
+
+def _snapshots_2d(setup: FKPPSetup2D, theta, t, batch: int):
+    solver, cov = solver_2d(setup)
+    cx, cy, w, m = setup.ic
+    t = np.asarray(t, float)
+
+    def one(th):
+        p = {k: jnp.asarray(v, float) for k, v in setup.rates(th).items()}
+        p.update(ic_x=cx, ic_y=cy, ic_width=w, ic_mass=m)
+        return solver.solve(p, t, cov=cov)
+
+    f = jax.jit(jax.vmap(one))
+    theta = np.asarray(theta, float)
+    out = [np.asarray(f(jnp.asarray(theta[i:i + batch])), np.float32)
+           for i in range(0, len(theta), batch)]
     return np.concatenate(out)
 
 
@@ -129,7 +187,8 @@ def _residual(model: HyperPINN, theta, tp, xp):
 
 
 def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=None,
-                    x_grid=None, data_weight: float = 1.0, residual_weight: float = 0.0,
+                    x_grid=None, y_grid=None, data_weight: float = 1.0,
+                    residual_weight: float = 0.0,
                     steps: int = 5000, lr: float = 3e-3, batch_theta: int = 16,
                     batch_points: int = 512, steps_per_call: int = 250, seed: int = 0,
                     time_power: float = 1.0, time_budget: float | None = None,
@@ -139,7 +198,8 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
     **Arguments:**
 
     - `theta_train` ``(n, p)``, `u_train` ``(n, n_t, n_x)`` on `t_grid` x `x_grid`: supervised
-      data (needed when ``data_weight > 0``; see :func:`solver_snapshots`).
+      data (needed when ``data_weight > 0``; see :func:`solver_snapshots`); 2-D:
+      ``(n, n_t, n_y, n_x)`` on `t_grid` x `y_grid` x `x_grid`.
     - `data_weight`, `residual_weight`: weights of the two losses (see the module docstring).
     - `batch_theta` theta per step; `batch_points` points per theta for each loss.
     - `time_power`: collocation times of the residual are ``t' = U^time_power`` (U uniform):
@@ -153,6 +213,11 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
         raise ValueError("data_weight > 0 needs theta_train and u_train (solver_snapshots).")
     if data_weight <= 0 and residual_weight <= 0:
         raise ValueError("at least one of data_weight and residual_weight must be positive.")
+    two_d = setup.ndim == 2
+    if two_d and residual_weight > 0:
+        raise ValueError("2-D metamodels are trained on solver data only (residual_weight=0).")
+    if two_d and data_weight > 0 and y_grid is None:
+        raise ValueError("a 2-D metamodel needs y_grid (see default_grid).")
     key = jax.random.key(seed)
     sched = optax.cosine_decay_schedule(lr, max(int(steps), 1), alpha=1e-2)
     opt = optax.adam(sched)
@@ -164,7 +229,11 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
         u_all = jnp.asarray(u_train, jnp.float32)
         tg = jnp.asarray(t_grid, jnp.float64)
         xg = jnp.asarray(x_grid, jnp.float64)
-        n_th, n_t, n_x = u_all.shape
+        if two_d:
+            yg = jnp.asarray(y_grid, jnp.float64)
+            n_th, n_t, n_y, n_x = u_all.shape
+        else:
+            n_th, n_t, n_x = u_all.shape
     lo = jnp.asarray(setup.lower)
     hi = jnp.asarray(setup.upper)
 
@@ -178,11 +247,21 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
             xi = jax.random.randint(jax.random.fold_in(k2, 1), (batch_theta, batch_points), 0,
                                     n_x)
 
-            def one(i, a, b):
-                pred = m.evaluate(th_all[i].astype(jnp.float64), tg[a], xg[b])
-                return (pred.astype(jnp.float32) - u_all[i, a, b]) ** 2
+            if two_d:
+                yi = jax.random.randint(jax.random.fold_in(k2, 2), (batch_theta, batch_points),
+                                        0, n_y)
 
-            total = total + data_weight * jnp.mean(jax.vmap(one)(idx, ti, xi))
+                def one2(i, a, c, b):
+                    pred = m.evaluate(th_all[i].astype(jnp.float64), tg[a], xg[b], yg[c])
+                    return (pred.astype(jnp.float32) - u_all[i, a, c, b]) ** 2
+
+                total = total + data_weight * jnp.mean(jax.vmap(one2)(idx, ti, yi, xi))
+            else:
+                def one(i, a, b):
+                    pred = m.evaluate(th_all[i].astype(jnp.float64), tg[a], xg[b])
+                    return (pred.astype(jnp.float32) - u_all[i, a, b]) ** 2
+
+                total = total + data_weight * jnp.mean(jax.vmap(one)(idx, ti, xi))
         if residual_weight > 0:
             u01 = jax.random.uniform(k3, (batch_theta, p))
             # uniform on the normalised scale (log for D, gamma), as sample_box
@@ -232,10 +311,12 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
     return eqx.combine(params, static), record
 
 
-def relative_errors(model: HyperPINN, theta, u_ref, t, x) -> np.ndarray:
+def relative_errors(model: HyperPINN, theta, u_ref, t, x, y=None) -> np.ndarray:
     """Relative L2 error ``||u_meta - u_ref|| / ||u_ref||`` of the (time x site) field at each
-    theta ``(n, p)``; `u_ref` ``(n, n_t, n_x)`` on `t` x `x` (e.g. :func:`solver_snapshots`)."""
-    pred = model.predict(np.asarray(theta), t, x)
-    num = np.sqrt(np.sum((pred - u_ref) ** 2, axis=(1, 2)))
-    den = np.sqrt(np.sum(u_ref**2, axis=(1, 2)))
+    theta ``(n, p)``; `u_ref` ``(n, n_t, n_x)`` on `t` x `x` (e.g. :func:`solver_snapshots`);
+    2-D: ``(n, n_t, n_y, n_x)`` on `t` x `y` x `x`."""
+    pred = model.predict(np.asarray(theta), t, x, y)
+    axes = tuple(range(1, np.ndim(u_ref)))
+    num = np.sqrt(np.sum((pred - u_ref) ** 2, axis=axes))
+    den = np.sqrt(np.sum(np.asarray(u_ref, float) ** 2, axis=axes))
     return num / den
