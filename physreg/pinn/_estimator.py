@@ -67,9 +67,11 @@ class PINNEstimator(ReactionDiffusionEstimator):
         Independent Adam runs (vmapped), the best refined by L-BFGS.
     float32 : bool
         Network weights in float32 (faster steps; theta and the likelihood stay in float64).
-    hard_ic : bool
+    hard_ic : bool or "heat"
         Build fitted Gaussian introductions into the network exactly (``initial="gaussian"``)
         instead of penalising the mismatch at t0 (see :func:`physreg.pinn.build_problem`).
+        ``"heat"``: the ansatz also carries the introductions' linearised spread with the
+        current ``D``, ``r`` (heat kernel, logistic saturation); the network corrects it.
     relative_floor : float or None
         Divide the PDE residual by ``u_hat + relative_floor`` (weights the leading edge of a
         front); None: absolute residual.
@@ -149,6 +151,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
         if rf is not None and not (isinstance(rf, int | float | np.floating) and np.isfinite(rf)
                                    and rf > 0):
             raise ValueError(f"relative_floor must be None or a positive number, got {rf!r}.")
+        if not (isinstance(self.hard_ic, bool | np.bool_) or self.hard_ic == "heat"):
+            raise ValueError(f"hard_ic must be True, False or 'heat', got {self.hard_ic!r}.")
         if self.fit_t0:
             raise ValueError("PINNEstimator does not fit the introduction date (fit_t0=True); "
                              "fix t0 or use SolverEstimator.")
@@ -168,7 +172,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
             n_collocation=int(self.n_collocation), lambda_pde=float(self.lambda_pde),
             lambda_ic=float(self.lambda_ic), lambda_bc=float(self.lambda_bc),
             initial="free" if self.free_initial else "model", u_scale=self._u_scale(),
-            hard_ic=bool(self.hard_ic),
+            hard_ic="heat" if self.hard_ic == "heat" else bool(self.hard_ic),
             relative_floor=None if self.relative_floor is None else float(self.relative_floor),
             verbose=bool(self.verbose))
         self.pinn_ = res

@@ -124,7 +124,7 @@ def fit_pinn(model: ReactionDiffusion, obs: Observations, likelihood="gaussian",
              width: int = 32, depth: int = 3, modes: int = 8, dtype=jnp.float64,
              n_collocation: int = 1024, n_initial: int = 256, n_boundary: int = 128,
              lambda_pde: float = 100.0, lambda_ic: float = 1000.0, lambda_bc: float = 10.0,
-             initial: str = "model", hard_ic: bool = False, relative_floor: float | None = None,
+             initial: str = "model", hard_ic: bool | str = False, relative_floor: float | None = None,
              u_scale: float | None = None, space: ParameterSpace | None = None,
              weights=None, verbose: bool = False) -> PINNFit:
     """Fit theta and the network jointly (see :mod:`physreg.pinn`).

@@ -29,7 +29,7 @@ from ..model import ReactionDiffusion
 from ._network import tanh as _net_tanh
 
 __all__ = ["ReactionDiffusionPDE", "network_derivatives", "interp_linear", "scalar_network", "Ansatz",
-           "taylor_streams"]
+           "taylor_streams", "heat_introductions", "saturated_growth"]
 
 
 def interp_linear(axes, values, p):
@@ -260,6 +260,14 @@ class Ansatz(eqx.Module):
       for Gaussian introductions ``u0`` (parameters read from ``params.eq_params``, user units):
       ``u_hat(0, x') = u0_hat + eps`` exactly, for any weights. ``eps`` (1e-8 of the density
       scale) keeps ``s0`` finite; under logistic growth it stays below ``eps * exp(r T)``.
+    - ``kind="heat"``: ``u_hat = softplus(softplus^-1(S / U + eps) + t' N)`` where ``S`` is the
+      linearised spread of the introductions with the current ``D``, ``r``, ``gamma`` (see
+      :func:`heat_introductions`): the heat kernel ``H0`` (variance ``w^2 + 2 D (t - t0)``,
+      mirror images about the no-flux ends), grown and saturated as the logistic ODE does,
+      ``S = H0 e^{r tau} / (1 + gamma H0 (e^{r tau} - 1) / r)``. ``S(t0) = u0`` (up to the
+      images' tails), ``S -> H0 e^{r tau}`` (the exact linear solution) while ``u << r / gamma``;
+      ``D`` shapes the spread in the ansatz itself and the network only corrects it. Constant
+      ``D`` and ``r`` only (no covariates).
 
     The network computes in the dtype of its weights (float32 weights: float32 arithmetic);
     points are cast to it and ``N`` cast back to the points' dtype.
@@ -270,6 +278,7 @@ class Ansatz(eqx.Module):
     scales: object = eqx.field(static=True)
     initial: object = eqx.field(static=True, default=None)
     eps: float = eqx.field(static=True, default=1e-8)
+    model: object = eqx.field(static=True, default=None)
 
     def raw(self, inputs, params):
         leaves = jax.tree.leaves(params.nn_params)
@@ -280,12 +289,64 @@ class Ansatz(eqx.Module):
         """u_hat at the point ``inputs`` from the raw network value ``n`` there (scalar)."""
         if self.kind == "soft":
             return jax.nn.softplus(n)
-        xs = self.scales.space_to_user(inputs[1:])
-        u0 = self.initial.evaluate(params.eq_params, tuple(reversed(xs))) / self.scales.u
+        if self.kind == "heat":
+            u0 = self.spread(inputs, params) / self.scales.u
+        else:
+            xs = self.scales.space_to_user(inputs[1:])
+            u0 = self.initial.evaluate(params.eq_params, tuple(reversed(xs))) / self.scales.u
         return jax.nn.softplus(_softplus_inverse(u0 + self.eps) + inputs[0] * n)
+
+    def spread(self, inputs, params):
+        """``S`` (user units) of ``kind="heat"`` at the unit-box point ``inputs``."""
+        eq = params.eq_params
+        D, r, gamma = self.model.fields(eq, {})
+        tau = inputs[0] * self.scales.T
+        xs = tuple(self.scales.space_to_user(inputs[1:]))
+        H0 = heat_introductions(self.initial, eq, xs, tau, D, self.scales.lower,
+                                self.scales.length)
+        return saturated_growth(H0, tau, r, gamma)
 
     def __call__(self, inputs, params):
         return self.head(inputs, self.raw(inputs, params), params)[None]
+
+
+def heat_introductions(initial, params, xs, tau, D, lower, length, n_images: int = 2):
+    """Heat kernel of Gaussian introductions after a time ``tau`` with diffusion ``D``.
+
+    ``sum_j m_j prod_a K_a(x_a)`` with ``K_a`` the 1-D Gaussian of centre ``c_ja`` and variance
+    ``w_j^2 + 2 D tau``, reflected about both ends of axis ``a`` (``lower[a]``, ``lower[a] +
+    length[a]``): the images ``c + 2 k L`` and ``2 lo - c + 2 k L``, ``|k| <= n_images``, so
+    that the x-derivative vanishes at both ends up to the next image's tail (at a distance
+    ``2 (n_images + 1) L - |c - lo|`` or more: negligible while ``2 D tau`` stays below about
+    ``L^2``; a flatter kernel needs more images). ``xs`` in input
+    order ``(x[, y])``, user units; ``params`` hold the introductions' parameters
+    (:class:`physreg.model.GaussianIntroductions` names).
+    """
+    ndim = len(xs)
+    axes = ("x", "y")[:ndim]
+    out = 0.0
+    for j in range(initial.n):
+        p = initial.prefix(j)
+        var = params[f"{p}_width"] ** 2 + 2.0 * D * tau
+        field = params[f"{p}_mass"]
+        for a, name in enumerate(axes):
+            c, lo, L = params[f"{p}_{name}"], lower[a], length[a]
+            shifts = 2.0 * L * jnp.arange(-n_images, n_images + 1, dtype=jnp.result_type(c))
+            centres = jnp.concatenate([c + shifts, 2.0 * lo - c + shifts])
+            k = jnp.sum(jnp.exp(-0.5 * (xs[a] - centres) ** 2 / var))
+            field = field * k / jnp.sqrt(2.0 * jnp.pi * var)
+        out = out + field
+    return out
+
+
+def saturated_growth(H0, tau, r, gamma):
+    """``H0 e^{r tau} / (1 + gamma H0 (e^{r tau} - 1) / r)``: the logistic ODE's solution from
+    ``H0`` (exact for ``u' = u (r - gamma u)``), evaluated stably for ``r -> 0``."""
+    z = r * tau
+    small = jnp.abs(z) < 1e-6
+    z_safe = jnp.where(small, 1.0, z)
+    phi = jnp.where(small, 1.0 + 0.5 * z, jnp.expm1(z_safe) / z_safe)   # (e^z - 1) / z
+    return H0 * jnp.exp(z) / (1.0 + gamma * H0 * tau * phi)
 
 
 def normal_derivative(u, params, p, axis: int):

@@ -336,7 +336,7 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
                   n_quad: int = 4,
                   width: int = 32, depth: int = 3, features: str | None = None, modes: int = 8,
                   dtype=jnp.float64, lambda_pde: float = 1.0, lambda_ic: float = 1.0,
-                  lambda_bc: float = 1.0, penalty_weight: float = 1e4, hard_ic: bool = True,
+                  lambda_bc: float = 1.0, penalty_weight: float = 1e4, hard_ic: bool | str = True,
                   relative_floor: float | None = None):
     """Assemble a :class:`PINNProblem`, its :class:`PINNData` and initial network weights.
 
@@ -367,7 +367,10 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
         at the observed speed with the wrong D at almost no cost. The relative residual makes
         the leading edge count (down to ``relative_floor`` times the density scale).
     hard_ic : build Gaussian introductions into the network exactly (:class:`Ansatz`) instead of
-        penalising the mismatch at t0.
+        penalising the mismatch at t0. ``"heat"``: the ansatz also carries the introductions'
+        linearised spread with the current ``D``, ``r``, ``gamma`` (heat kernel with mirror
+        images, logistic saturation; ``Ansatz(kind="heat")``), the network only corrects it;
+        constant ``D`` and ``r`` only.
 
     Returns
     -------
@@ -375,6 +378,8 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
     """
     if initial not in ("model", "free"):
         raise ValueError(f"initial must be 'model' or 'free', got {initial!r}.")
+    if hard_ic not in (False, True, "heat"):
+        raise ValueError(f"hard_ic must be False, True or 'heat', got {hard_ic!r}.")
     ic = model.initial
     if initial == "free":
         ic_kind = "free"
@@ -431,8 +436,12 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
                                relative_floor=relative_floor)
     raw, weights = make_network(kn, model.ndim, width=width, depth=depth, features=features,
                                 modes=modes, dtype=dtype)
-    network = Ansatz(raw, kind="hard" if ic_kind == "hard" else "soft", scales=scales,
-                     initial=model.initial if ic_kind == "hard" else None)
+    kind = "soft" if ic_kind != "hard" else ("heat" if hard_ic == "heat" else "hard")
+    if kind == "heat" and (model.D.covariates or model.r.covariates):
+        raise NotImplementedError("hard_ic='heat' needs constant D and r (no covariates).")
+    network = Ansatz(raw, kind=kind, scales=scales,
+                     initial=model.initial if ic_kind == "hard" else None,
+                     model=model if kind == "heat" else None)
     problem = PINNProblem(network=network, pde=pde, likelihood=likelihood, space=space,
                           scales=scales, ic_kind=ic_kind, bc_kind=bc_kind,
                           penalty_weight=penalty_weight)

@@ -1,0 +1,102 @@
+"""The heat-kernel ansatz (``hard_ic="heat"``): exact introduction at t0, no-flux ends, the
+heat kernel and the logistic saturation it is built from, and a short fit (tiny network)."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import physreg
+from physreg.data import validate_observations
+from physreg.likelihoods import Gaussian
+from physreg.model import Domain, GaussianIntroductions, ParameterSpace, ReactionDiffusion
+from physreg.pinn import Variables, build_problem
+from physreg.pinn._physics import heat_introductions, saturated_growth, scalar_network
+
+IC = dict(ic_x=2.0, ic_width=0.3, ic_mass=0.5)
+
+
+@pytest.fixture(scope="module")
+def case():
+    ds = physreg.datasets.make_fisher_kpp_1d(random_state=0)
+    obs = validate_observations(ds[["density"]], domain={"x": (0.0, 10.0)})
+    model = ReactionDiffusion(Domain((0.0, 10.0)), initial=GaussianIntroductions(t0=0.0))
+    lik = Gaussian()
+    names = model.param_names() + lik.nuisance_names()
+    tr = {**model.transforms(), **lik.nuisance_transforms()}
+    b = {**model.default_bounds({"time": 10.0, "u": 1.0}), **lik.nuisance_bounds()}
+    space = ParameterSpace.build(names, tr, b, None)
+    return model, obs, lik, space
+
+
+def _network(case, key, **theta):
+    model, obs, lik, space = case
+    prob, _, w = build_problem(model, obs, lik, space, key=jax.random.PRNGKey(key), width=8,
+                               depth=2, modes=4, n_collocation=64, hard_ic="heat")
+    z = space.pack({"D": 0.1, "r": 1.0, "gamma": 1.0, **IC, "sigma": 0.05, **theta})
+    return prob, scalar_network(prob.network, prob.jinns_params(Variables(nn=w, theta=z), z))
+
+
+@pytest.mark.parametrize("key", [0, 1])
+def test_heat_ansatz_is_the_introduction_at_t0(case, key):
+    model = case[0]
+    prob, f = _network(case, key)
+    assert prob.ic_kind == "hard" and prob.network.kind == "heat"
+    xs = jnp.linspace(0.0, 1.0, 101)
+    u0 = jax.jit(jax.vmap(lambda x: f(jnp.array([0.0, x]))))(xs)
+    expected = model.initial.evaluate(IC, (10.0 * xs,)) / prob.scales.u + prob.network.eps
+    # exact up to the mirror images' tails (the image at -2 doubles u0(0) = 2e-10 there)
+    np.testing.assert_allclose(np.asarray(u0), np.asarray(expected), rtol=1e-9, atol=1e-9)
+    bulk = np.asarray(expected) > 1e-3
+    np.testing.assert_allclose(np.asarray(u0)[bulk], np.asarray(expected)[bulk], rtol=1e-12)
+
+
+@pytest.mark.parametrize("D", [0.1, 1.0])
+def test_heat_ansatz_has_no_flux_at_the_ends(case, D):
+    _, f = _network(case, 1, D=D, ic_x=1.0, ic_width=0.8)
+    pts = jnp.array([[t, x] for t in (0.0, 0.05, 0.5, 1.0) for x in (0.0, 1.0)] + [[0.3, 0.15]])
+    dudx = np.asarray(jax.jit(jax.vmap(jax.grad(f)))(pts)[:, 1])
+    np.testing.assert_array_less(np.abs(dudx[:-1]), 1e-10)
+    # and not a flat function: the interior has a gradient of order one
+    assert abs(dudx[-1]) > 1e-3
+
+
+def test_heat_kernel_solves_the_heat_equation_and_saturation_the_logistic_ode():
+    ic = GaussianIntroductions()
+    D = 0.3
+
+    def H(t, x):
+        return heat_introductions(ic, IC, (x,), t, D, (0.0,), (10.0,))
+
+    t = jnp.array([0.5, 2.0, 4.0])
+    x = jnp.array([0.3, 2.5, 9.7])
+    h_t = jax.vmap(jax.grad(H, 0))(t, x)
+    h_xx = jax.vmap(jax.grad(jax.grad(H, 1), 1))(t, x)
+    np.testing.assert_allclose(np.asarray(h_t), D * np.asarray(h_xx), rtol=1e-10, atol=1e-14)
+    # mass is conserved (no-flux ends)
+    xs = jnp.linspace(0.0, 10.0, 4001)
+    mass = [float(jnp.trapezoid(H(t, xs), xs)) for t in (0.0, 5.0, 50.0)]
+    np.testing.assert_allclose(mass, IC["ic_mass"], atol=1e-6)
+    tau = jnp.array([0.0, 0.7, 3.0])
+    for r, gamma in [(1.0, 1.0), (-0.5, 2.0), (1e-9, 1.0)]:
+        S = lambda tau, r=r, gamma=gamma: saturated_growth(0.2, tau, r, gamma)
+        s, ds = jax.jvp(S, (tau,), (jnp.ones(3),))
+        np.testing.assert_allclose(np.asarray(ds), np.asarray(s * (r - gamma * s)), atol=1e-9)
+        assert abs(float(s[0]) - 0.2) < 1e-15
+
+
+def test_heat_ansatz_fit_runs(case):
+    ds = physreg.datasets.make_fisher_kpp_1d(random_state=0)
+    est = physreg.PINNEstimator(initial="gaussian", t0=0.0, hard_ic="heat", width=8, depth=2,
+                                modes=4, n_collocation=64, n_adam=50, n_lbfgs=0,
+                                random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(ds)
+    assert est.pinn_.problem.network.kind == "heat"
+    assert np.isfinite(est.params_.values).all()
+    assert np.isfinite(est.loss_) and np.isfinite(est.residual_rms_)
+    with pytest.raises(ValueError, match="hard_ic"):
+        physreg.PINNEstimator(initial="gaussian", t0=0.0, hard_ic="heta").fit(ds)
