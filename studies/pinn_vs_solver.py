@@ -9,8 +9,11 @@ known date t0 = 0), then
 - ``PINNEstimator`` with its defaults (or the options below) and the initial-condition option
   ``--initial``: ``free`` (the default: the model starts at the first observed time with
   ``free_initial=True``; u there is learnt from the data, first slice included, and the physics),
-  ``gaussian`` (as the solver) or ``first`` (the noisy first observed slice is the initial
-  field, penalised, and is left out of the likelihood).
+  ``gaussian`` (as the solver; the introduction penalised at t0), ``hard`` (the same, built
+  into the network exactly: ``hard_ic=True``), ``heat`` (the heat-kernel ansatz, ``hard_ic=
+  "heat"``: the introduction's linearised spread with the current D, r built into the network)
+  or ``first`` (the noisy first observed slice is the initial field, penalised, and is left out
+  of the likelihood).
 
 Why ``free`` is the default (20 replicates each, seeds 1000-1019; results in
 ``pinn_vs_solver_{first,free}.json``): with ``first``, the noisy slice's small positive values
@@ -39,7 +42,8 @@ method, the RMSE ratio PINN / solver (target <= 1.5), median fit times and their
 
 Rows are appended to studies/results/pinn_vs_solver.csv as replicates finish (rerunning skips
 the seeds already done for the same configuration); the summary goes to
-studies/results/pinn_vs_solver_{initial}.json.
+studies/results/pinn_vs_solver_{initial}.json. Each PINN fit also appends a JSON line (every
+parameter, final loss, residual rms, fit time) to studies/results/pinn_vs_solver_details.jsonl.
 
     python studies/pinn_vs_solver.py --n-rep 20                      # --initial free
     python studies/pinn_vs_solver.py --n-rep 20 --initial first
@@ -69,6 +73,7 @@ FIELDS = ["config", "seed", "method", "D_hat", "r_hat", "D_true", "r_true", "fit
 
 
 SOLVER_CONFIG = "solver;initial=gaussian;grid=64;n_starts=2;tol=1e-7"
+HARD_IC = {"gaussian": False, "hard": True, "heat": "heat"}   # --initial -> hard_ic
 
 
 def config_name(a) -> str:
@@ -86,8 +91,10 @@ def fit_one(seed, a, methods):
     t0 = float(ds.attrs["t0"])
     if a.initial == "free":
         ic = dict(initial="first", free_initial=True)
+    elif a.initial in HARD_IC:
+        ic = dict(initial="gaussian", t0=t0, hard_ic=HARD_IC[a.initial])
     else:
-        ic = dict(initial=a.initial, t0=t0 if a.initial == "gaussian" else None)
+        ic = dict(initial=a.initial, t0=None)
     ests = {
         # the solver as in studies/coverage_solver.py: Gaussian introduction fitted, t0 known
         "solver": lambda: physreg.SolverEstimator(initial="gaussian", t0=t0, grid=64,
@@ -110,7 +117,20 @@ def fit_one(seed, a, methods):
                      "D_true": truth["D"], "r_true": truth["r"],
                      "fit_seconds": time.perf_counter() - t0,
                      "converged": bool(est.converged_), "host": platform.node()})
+        if name == "pinn":
+            append_details({"config": configs(a)[name], "seed": seed,
+                            "params": {str(n): float(est.params_.sel(param=n))
+                                       for n in est.params_.param.values},
+                            "loss": est.loss_, "residual_rms": est.residual_rms_,
+                            "fit_seconds": rows[-1]["fit_seconds"],
+                            "timings": est.pinn_.timings, "converged": bool(est.converged_),
+                            "host": platform.node()})
     return rows
+
+
+def append_details(row):
+    with open(OUT / "pinn_vs_solver_details.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def read_rows():
@@ -168,7 +188,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-rep", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=1000)
-    ap.add_argument("--initial", choices=("gaussian", "first", "free"), default="free")
+    ap.add_argument("--initial", choices=("gaussian", "hard", "heat", "first", "free"),
+                    default="free")
     ap.add_argument("--n-adam", type=int, default=2000)
     ap.add_argument("--n-lbfgs", type=int, default=3000)
     ap.add_argument("--width", type=int, default=32)
