@@ -6,8 +6,13 @@ reference posterior), ``"hyperpinn"`` and ``"lora"`` (a hypernetwork metamodel o
 :mod:`physreg.metamodels`, full or low-rank: one network evaluation per log-density) and the
 delayed-acceptance pairs ``"hyperpinn+solver"``, ``"lora+solver"`` (the metamodel screens each
 random-walk proposal, the solver corrects the survivors: the chain targets the exact solver
-posterior; Christen & Fox 2005) are implemented. ``"pinn"`` (a PINN re-trained per proposal) is
-named in the API but not built yet and raises ``NotImplementedError``.
+posterior; Christen & Fox 2005) are implemented, and ``"pinn"``: a PINN re-trained from a warm start
+at each proposal (:class:`physreg.pinn._forward.PINNForward`: a few physics-only L-BFGS
+iterations from the network of the current state, theta held at the proposal), sampled by
+warm-started random-walk Metropolis (:func:`physreg.inference._warm.run_warm_rwmh`). The
+"pinn" chain is an approximation (the retrained network depends on the path and is only as
+good as the physics loss it reaches, recorded per draw as ``sample_stats.physics_loss``):
+``studies/mcmc_metamodels.py`` measures it against solver-NUTS.
 
 Metamodel forwards cover the 1-D Fisher-KPP family of :class:`physreg.metamodels.FKPPSetup`: a
 known Gaussian introduction (``initial="gaussian"`` with ``ic_x``, ``ic_width``, ``ic_mass``
@@ -60,11 +65,12 @@ class MCMCEstimator(SolverEstimator):
     Parameters
     ----------
     forward : {"solver", "hyperpinn", "lora", "pinn", "hyperpinn+solver", "lora+solver"}
-        Forward model of the likelihood (see the module docstring). "pinn" is not built yet.
+        Forward model of the likelihood (see the module docstring).
     sampler : {"nuts", "rwmh", "smc"}
         NUTS with window adaptation (default), adaptive random-walk Metropolis, or adaptive
         tempered SMC (which also estimates the log evidence, ``log_evidence_``). Ignored by the
-        "+solver" forwards, which always run delayed-acceptance random-walk Metropolis.
+        "+solver" forwards, which always run delayed-acceptance random-walk Metropolis, and by
+        "pinn", which always runs warm-started random-walk Metropolis.
     metamodel : physreg.metamodels.HyperPINN, str or Path, optional
         The metamodel of the "hyperpinn"/"lora" forwards, or the path of one saved with
         :func:`physreg.metamodels.save_metamodel`. Its kind must match the forward ("full" for
@@ -75,6 +81,12 @@ class MCMCEstimator(SolverEstimator):
         For training on first fit: ``box`` (name -> (lo, hi), default: the estimator's bounds),
         ``steps`` (default 4000), ``n_train`` (solver solutions, default 512), ``seed`` and the
         architecture keywords of :meth:`physreg.metamodels.HyperPINN.build`.
+    pinn_options : dict, optional
+        For ``forward="pinn"``: the network (``width`` 32, ``depth`` 3, ``modes`` 8), the
+        collocation points (``n_collocation`` 1024), the penalty weights (``lambda_pde`` 100,
+        ``lambda_ic`` 1000, ``lambda_bc`` 10), the first training at the posterior mode
+        (``n_adam`` 2000 steps on data + physics, then ``n_lbfgs`` 2000 physics-only L-BFGS
+        iterations), the L-BFGS iterations per proposal (``retrain_steps`` 20) and ``seed``.
     compiler_options : dict, optional
         XLA options for compiling the sampler (see :func:`physreg.inference._mcmc.run_mcmc`);
         ``{"xla_backend_optimization_level": 0}`` compiles 5-10x faster on CPU and runs slower:
@@ -95,8 +107,8 @@ class MCMCEstimator(SolverEstimator):
                  initial_params=None, priors=None, domain=None, extras=None, grid=None,
                  max_step=None, solver_method="auto", num_chains=4, num_warmup=500, num_samples=1000,
                  smc_particles=1000, rhat_max=1.01, ess_min=400.0, metamodel=None,
-                 metamodel_options=None, compiler_options=None, random_state=0,
-                 verbose=False):
+                 metamodel_options=None, pinn_options=None, compiler_options=None,
+                 random_state=0, verbose=False):
         self.forward = forward
         self.sampler = sampler
         self.target = target
@@ -127,6 +139,7 @@ class MCMCEstimator(SolverEstimator):
         self.ess_min = ess_min
         self.metamodel = metamodel
         self.metamodel_options = metamodel_options
+        self.pinn_options = pinn_options
         self.compiler_options = compiler_options
         self.random_state = random_state
         self.verbose = verbose
@@ -174,11 +187,7 @@ class MCMCEstimator(SolverEstimator):
         """Sample the posterior. Returns self."""
         if self.forward not in FORWARDS:
             raise ValueError(f"forward must be one of {FORWARDS}, got {self.forward!r}.")
-        if self.forward == "pinn":
-            raise NotImplementedError(
-                "forward='pinn' (a PINN re-trained from a warm start at each proposal) is not "
-                "implemented yet; use forward='hyperpinn', 'lora', their '+solver' pairs or "
-                "'solver'.")
+        pinn_opts = self._pinn_options() if self.forward == "pinn" else None
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}.")
         for name in ("num_chains", "num_warmup", "num_samples", "smc_particles"):
@@ -217,7 +226,9 @@ class MCMCEstimator(SolverEstimator):
         lo, hi = self.space_.bounds_unconstrained()
         jitter = 0.05 * jax.random.normal(k_init, (int(self.num_chains), z_map.shape[0]))
         z_init = jnp.clip(z_map + jitter, lo, hi)
-        if self.forward.endswith("+solver"):
+        if self.forward == "pinn":
+            res = self._run_pinn_chains(pinn_opts, z_init, k_run)
+        elif self.forward.endswith("+solver"):
             cheap = make_logpost(self._metamodel_loglik(self._mm))
             res = run_delayed_acceptance(cheap, logpost, z_init, num_chains=int(self.num_chains),
                                          num_warmup=int(self.num_warmup),
@@ -256,6 +267,88 @@ class MCMCEstimator(SolverEstimator):
         self.fit_time_ = _time.perf_counter() - t_start
         self.sampling_time_ = float(sum(res.timing.values()))
         return self
+
+    # ---------------------------------------------------------------- warm-started PINN -----
+    _PINN_DEFAULTS = {"width": 32, "depth": 3, "modes": 8, "n_collocation": 1024,
+                      "lambda_pde": 100.0, "lambda_ic": 1000.0, "lambda_bc": 10.0,
+                      "n_adam": 2000, "n_lbfgs": 2000, "retrain_steps": 20, "seed": 0}
+
+    def _pinn_options(self):
+        opts = dict(self.pinn_options or {})
+        unknown = sorted(set(opts) - set(self._PINN_DEFAULTS))
+        if unknown:
+            raise ValueError(f"pinn_options: unknown keys {unknown}; valid keys: "
+                             f"{sorted(self._PINN_DEFAULTS)}.")
+        out = {**self._PINN_DEFAULTS, **opts}
+        for k in ("width", "depth", "modes", "n_collocation", "retrain_steps"):
+            if not isinstance(out[k], int | np.integer) or out[k] < 1:
+                raise ValueError(f"pinn_options[{k!r}] must be a positive integer, got "
+                                 f"{out[k]!r}.")
+        for k in ("n_adam", "n_lbfgs"):
+            if not isinstance(out[k], int | np.integer) or out[k] < 0:
+                raise ValueError(f"pinn_options[{k!r}] must be an integer >= 0, got {out[k]!r}.")
+        return out
+
+    def _run_pinn_chains(self, opts, z_init, key):
+        """Warm-started RWMH through a PINN retrained at each proposal (forward="pinn")."""
+        from .inference._warm import run_warm_rwmh
+        from .pinn import build_problem
+        from .pinn._forward import PINNForward
+
+        t0 = _time.perf_counter()
+        prob, data, w0 = build_problem(
+            self.model_, self.obs_, self.likelihood_, self.space_, self.covariates_,
+            key=jax.random.PRNGKey(int(opts["seed"])), n_collocation=int(opts["n_collocation"]),
+            width=int(opts["width"]), depth=int(opts["depth"]), modes=int(opts["modes"]),
+            lambda_pde=float(opts["lambda_pde"]), lambda_ic=float(opts["lambda_ic"]),
+            lambda_bc=float(opts["lambda_bc"]), hard_ic=False, time_power=2.0)
+        fwd = PINNForward(prob, data, n_steps=int(opts["retrain_steps"]))
+        z_map = jnp.asarray(self.z_)
+        train = jax.jit(lambda w, z: fwd.train(w, z, int(opts["n_adam"]), int(opts["n_lbfgs"])))
+        nn, phys = jax.block_until_ready(train(w0, z_map))
+        if not np.isfinite(float(phys)):
+            raise RuntimeError("forward='pinn': the first PINN training at the posterior mode "
+                               "did not reach a finite physics loss; change pinn_options.")
+        self.pinn_train_s_ = _time.perf_counter() - t0
+        self.pinn_forward_ = fwd
+        self.pinn_weights_ = nn
+        self.pinn_physics_loss_ = float(phys)
+        if self.verbose:
+            print(f"forward='pinn': first training {self.pinn_train_s_:.1f} s, physics loss "
+                  f"{float(phys):.3g}")
+        logprior = self._logprior
+
+        def logdensity_aux(z, aux):
+            w, _ = aux
+            lp = logprior(z)
+
+            def solve(_):
+                w_new, loss = fwd.retrain(w, z)
+                return lp + fwd.loglik(w_new, z), (w_new, loss)
+
+            def skip(_):
+                return jnp.asarray(-jnp.inf, lp.dtype), aux
+
+            return jax.lax.cond(jnp.isfinite(lp), solve, skip, None)
+
+        # the Laplace approximation at the mode (through the solver) starts the adaptation
+        cov = None
+        try:
+            from .inference import wald
+
+            cov_l = np.asarray(wald(self.problem_.nll, z_map, None, 0.95).cov)
+            if np.all(np.isfinite(cov_l)) and np.all(np.linalg.eigvalsh(cov_l) > 0):
+                cov = cov_l
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            cov = None  # a failed Hessian falls back to the default proposal
+        res = run_warm_rwmh(logdensity_aux, (nn, phys), z_init,
+                             num_chains=int(self.num_chains), num_warmup=int(self.num_warmup),
+                             num_samples=int(self.num_samples), key=key, proposal_cov=cov,
+                             aux_stat=lambda aux: aux[1],
+                             compiler_options=self.compiler_options,
+                             progress=bool(self.verbose))
+        res.sample_stats["physics_loss"] = res.sample_stats.pop("aux_stat")
+        return res
 
     # ---------------------------------------------------------------- metamodels ------------
     def _resolve_metamodel(self):

@@ -12,7 +12,11 @@ Runs (4 chains each; times exclude compilation; ESS = min over D, r, sigma of bu
 - ``hyperpinn_nuts``, ``lora_nuts``: NUTS through the metamodels trained by
   ``studies/metamodel_quality.py`` (``full_supervised``, ``lora_supervised``);
 - ``solver_rwmh``: adaptive random-walk Metropolis through the solver (the peer of DA);
-- ``hyperpinn+solver``, ``lora+solver``: delayed acceptance, exact solver posterior.
+- ``hyperpinn+solver``, ``lora+solver``: delayed acceptance, exact solver posterior;
+- ``pinn_rwmh`` (only with ``--with-pinn`` or ``--only pinn_rwmh``): warm-started random-walk
+  Metropolis through a PINN retrained (physics only, a few L-BFGS iterations) at each proposal,
+  ``--pinn-warmup`` / ``--pinn-samples`` per chain, ``--pinn-opt NAME=VALUE`` for
+  ``pinn_options``.
 
 Posterior accuracy against ``solver_nuts``: |difference of means| / posterior sd (target <= 0.1),
 95 % interval endpoints difference / sd (target <= 0.2), 1-D Wasserstein distance per marginal
@@ -22,14 +26,16 @@ training) and the break-even number of effective samples
 ``N* = train_s / (1 / ess_s_solver - 1 / ess_s_meta)``. DA: fraction of solver calls saved and
 ESS/s ratio to solver-RWMH and solver-NUTS.
 
-Writes studies/results/mcmc_metamodels.{json,md}.
+Writes studies/results/mcmc_metamodels{_TAG}.{json,md}.
 
     python studies/mcmc_metamodels.py [--samples 1000] [--warmup 500]
+    python studies/mcmc_metamodels.py --only pinn_rwmh --tag pinn --pinn-opt n_collocation=2048
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import time
 import warnings
@@ -51,10 +57,15 @@ BOUNDS = {"D": (0.05, 0.2), "r": (0.5, 1.5)}
 
 def run(name, forward, sampler, metamodel, ds, args):
     n_samp = args.samples * (2 if sampler == "rwmh" or forward.endswith("+solver") else 1)
+    n_warm = args.warmup
+    extra = {}
+    if forward == "pinn":
+        n_samp, n_warm = args.pinn_samples, args.pinn_warmup
+        extra["pinn_options"] = dict(args.pinn_opt)
     est = physreg.MCMCEstimator(forward=forward, sampler=sampler, metamodel=metamodel,
                                 initial="gaussian", t0=0.0, fixed=FIXED, bounds=BOUNDS,
-                                num_chains=4, num_warmup=args.warmup, num_samples=n_samp,
-                                random_state=0)
+                                num_chains=4, num_warmup=n_warm, num_samples=n_samp,
+                                random_state=0, **extra)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -75,6 +86,15 @@ def run(name, forward, sampler, metamodel, ds, args):
            "sd": {n: float(draws[n].std(ddof=1)) for n in NAMES},
            "ci95": {n: np.quantile(draws[n], [0.025, 0.975]).tolist() for n in NAMES},
            "warnings": sorted({str(x.message)[:160] for x in w})}
+    if forward == "pinn":
+        phys = np.asarray(res.sample_stats["physics_loss"])
+        out["pinn"] = {"options": {**est._PINN_DEFAULTS, **dict(args.pinn_opt)},
+                       "first_training_s": est.pinn_train_s_,
+                       "physics_loss_at_mode": est.pinn_physics_loss_,
+                       "physics_loss_draws_median": float(np.median(phys)),
+                       "physics_loss_draws_max": float(phys.max()),
+                       "acceptance": res.info["acceptance"],
+                       "s_per_proposal": res.timing["sampling_s"] / (4 * n_samp)}
     if forward.endswith("+solver"):
         info = res.info
         out["da"] = {k: float(np.sum(info[k])) if k.startswith("exact") else info[k]
@@ -90,6 +110,12 @@ def main():
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--only", default="")
+    ap.add_argument("--tag", default="", help="suffix of the output files")
+    ap.add_argument("--with-pinn", action="store_true")
+    ap.add_argument("--pinn-warmup", type=int, default=200)
+    ap.add_argument("--pinn-samples", type=int, default=300)
+    ap.add_argument("--pinn-opt", action="append", default=[], type=_option,
+                    help="NAME=VALUE of MCMCEstimator(pinn_options=...), repeatable")
     args = ap.parse_args()
     ds = physreg.datasets.load_example("fkpp1d_gaussian")
     plan = [("solver_nuts", "solver", "nuts", None),
@@ -97,11 +123,14 @@ def main():
             ("lora_nuts", "lora", "nuts", MM / "lora_supervised"),
             ("solver_rwmh", "solver", "rwmh", None),
             ("hyperpinn+solver", "hyperpinn+solver", "rwmh", MM / "full_supervised"),
-            ("lora+solver", "lora+solver", "rwmh", MM / "lora_supervised")]
+            ("lora+solver", "lora+solver", "rwmh", MM / "lora_supervised"),
+            ("pinn_rwmh", "pinn", "rwmh", None)]
     only = [s for s in args.only.split(",") if s]
     results, draws = {"settings": vars(args), "runs": {}}, {}
     for name, fwd, sampler, mm in plan:
         if only and name not in only and name != "solver_nuts":
+            continue
+        if name == "pinn_rwmh" and not (args.with_pinn or name in only):
             continue
         results["runs"][name], draws[name] = run(name, fwd, sampler,
                                                  None if mm is None else str(mm), ds, args)
@@ -143,11 +172,17 @@ def main():
             rw = results["runs"]["solver_rwmh"]
             r["ess_per_s_ratio_vs_solver_rwmh"] = (r["ess_per_s_sampling"]
                                                    / rw["ess_per_s_sampling"])
-    (OUT / "mcmc_metamodels.json").write_text(json.dumps(results, indent=2, default=float))
-    write_md(results)
+    stem = "mcmc_metamodels" + (f"_{args.tag}" if args.tag else "")
+    (OUT / f"{stem}.json").write_text(json.dumps(results, indent=2, default=float))
+    write_md(results, stem)
 
 
-def write_md(results):
+def _option(text):
+    name, _, value = text.partition("=")
+    return name, ast.literal_eval(value)
+
+
+def write_md(results, stem="mcmc_metamodels"):
     runs = results["runs"]
     ref = runs["solver_nuts"]
     L = ["# MCMC through metamodels vs the solver (bundled 1-D data, one run)", "",
@@ -184,6 +219,14 @@ def write_md(results):
                      f"break-even "
                      f"{r.get('break_even_effective_samples', float('nan')):.0f} effective "
                      "samples.")
+        if "pinn" in r:
+            q = r["pinn"]
+            L.append(f"- {name}: first training {q['first_training_s']:.0f} s (physics loss "
+                     f"{q['physics_loss_at_mode']:.2g} at the mode; median over draws "
+                     f"{q['physics_loss_draws_median']:.2g}, max "
+                     f"{q['physics_loss_draws_max']:.2g}); {q['s_per_proposal'] * 1e3:.0f} ms "
+                     f"per proposal; acceptance {q['acceptance']:.3f}; options "
+                     f"{q['options']}.")
         if "da" in r:
             d = r["da"]
             L.append(f"- {name}: solver calls saved {100 * d['fraction_exact_saved']:.1f} % "
@@ -193,7 +236,7 @@ def write_md(results):
                      f"solver-NUTS {r['ess_per_s_ratio_vs_solver_nuts']:.2f}.")
     L += ["", "Reproduce: `python studies/metamodel_quality.py && python "
           "studies/mcmc_metamodels.py`."]
-    (OUT / "mcmc_metamodels.md").write_text("\n".join(L) + "\n")
+    (OUT / f"{stem}.md").write_text("\n".join(L) + "\n")
 
 
 if __name__ == "__main__":

@@ -52,9 +52,11 @@ def test_datatree_and_diagnostics(posterior):
     assert posterior.params_.dims == ("param",)
 
 
-def test_unimplemented_forward_and_bad_args(data):
-    with pytest.raises(NotImplementedError, match="pinn"):
-        MCMCEstimator(forward="pinn").fit(data)
+def test_bad_forward_sampler_and_options(data):
+    with pytest.raises(ValueError, match="bogus"):
+        MCMCEstimator(forward="pinn", pinn_options={"bogus": 1}).fit(data)
+    with pytest.raises(ValueError, match="retrain_steps"):
+        MCMCEstimator(forward="pinn", pinn_options={"retrain_steps": 0}).fit(data)
     with pytest.raises(ValueError, match="forward"):
         MCMCEstimator(forward="magic").fit(data)
     with pytest.raises(ValueError, match="sampler"):
