@@ -50,12 +50,15 @@ def _table(est, ci, truth=None) -> str:
     for n in est.params_.param.values:
         v = float(est.params_.sel(param=n))
         t = truth.get(str(n), np.nan) if truth else np.nan
+        ends = ["nan", "nan"]
         if n in ci.param.values:
-            lo, hi = ci.sel(param=n).values
-        else:
-            lo = hi = np.nan
+            vals = ci.sel(param=n).values
+            flags = (ci["open"].sel(param=n).values if "open" in ci.coords
+                     else np.zeros(2, bool))
+            # an open end (the profile never reached the threshold there) is not a number
+            ends = [("open" if o else f"{e:.4g}") for e, o in zip(vals, flags, strict=True)]
         u = est.param_units_.get(str(n), "")
-        rows.append(f"{n:<10} {t:>10.4g} {v:>10.4g} {lo:>10.4g} {hi:>10.4g}  {u}")
+        rows.append(f"{n:<10} {t:>10.4g} {v:>10.4g} {ends[0]:>10} {ends[1]:>10}  {u}")
     return "\n".join(rows)
 
 
@@ -70,6 +73,7 @@ def _write_outputs(est, obs, ci, out: Path, extra: dict, verbose: bool):
         "interval": {str(n): [float(v) for v in ci.sel(param=n).values]
                      for n in ci.param.values},
         "interval_method": ci.attrs["method"],
+        "open_ends": [e for e in ci.attrs.get("open_ends", "").split(",") if e],
         "level": ci.attrs["level"],
         **extra,
     }

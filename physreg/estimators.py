@@ -260,14 +260,26 @@ class ReactionDiffusionEstimator(BaseEstimator):
             name="estimate", attrs={"method": type(self).__name__})
 
     def _interval_array(self, lower_z, upper_z, level, method) -> xr.DataArray:
+        """Intervals in user units. An end that is infinite on the unconstrained scale (a
+        profile that never reached the threshold on that side) is *open*: it is reported as the
+        parameter's natural limit (0 for a positive parameter, -inf / inf otherwise), which is
+        what the interval really is, and flagged in the boolean coordinate ``open`` (dims
+        ("param", "bound")) and the attribute ``open_ends`` (e.g. ``"D:lower"``), so that a
+        printed 0 is never mistaken for a measured end."""
         space = self.space_
+        lower_z, upper_z = np.asarray(lower_z, float), np.asarray(upper_z, float)
         lo = np.asarray(space.to_user(jnp.asarray(lower_z)))
         hi = np.asarray(space.to_user(jnp.asarray(upper_z)))
+        is_open = np.stack([np.isinf(lower_z), np.isinf(upper_z)], axis=-1)
+        ends = [f"{n}:{side}" for n, row in zip(space.free, is_open, strict=True)
+                for side, o in zip(("lower", "upper"), row, strict=True) if o]
         return xr.DataArray(
             np.stack([lo, hi], axis=-1), dims=("param", "bound"),
             coords={"param": list(space.free), "bound": ["lower", "upper"],
-                    "units": ("param", [self.param_units_.get(n, "") for n in space.free])},
-            name="interval", attrs={"level": float(level), "method": method})
+                    "units": ("param", [self.param_units_.get(n, "") for n in space.free]),
+                    "open": (("param", "bound"), is_open)},
+            name="interval", attrs={"level": float(level), "method": method,
+                                    "open_ends": ",".join(ends)})
 
     def confidence_intervals(self, level: float = 0.95, method: str = "profile", **kwargs):
         """Intervals for every free parameter, in user units.
@@ -584,7 +596,9 @@ class SolverEstimator(ReactionDiffusionEstimator):
         if unbounded:
             warnings.warn(f"The profile of {unbounded} does not reach the threshold within "
                           f"{max_sd} standard errors on one side: the interval is open there "
-                          "(inf). Increase max_sd if the data should bound it.", UserWarning,
+                          "(reported as the parameter's natural limit, 0 or +-inf, and flagged "
+                          "in the 'open' coordinate). Increase max_sd if the data should bound "
+                          "it.", UserWarning,
                           stacklevel=3)
         return self._interval_array(res.lower, res.upper, level, "profile")
 

@@ -50,6 +50,11 @@ def test_datatree_and_diagnostics(posterior):
     s = posterior.summary_
     assert s["D"]["r_hat"] < 1.1
     assert posterior.params_.dims == ("param",)
+    # run time and compile time are apart (ESS/s must not pay for compilation)
+    t = posterior.result_.timing
+    assert posterior.sampling_time_ == pytest.approx(t["warmup_s"] + t["sampling_s"])
+    assert posterior.compile_time_ == pytest.approx(t["compile_s"]) and t["compile_s"] > 0
+    assert posterior.fit_time_ > posterior.sampling_time_ + posterior.compile_time_
 
 
 def test_bad_forward_sampler_and_options(data):

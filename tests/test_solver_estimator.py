@@ -68,6 +68,21 @@ def test_wald_and_profile_intervals(fitted):
                                    rtol=0.03)
     assert fitted.profiles_["deviance"].sel(param="D").min() >= -1e-6
     assert np.isnan(prof.sel(param="gamma").values).all()  # not profiled when not asked
+    assert not prof["open"].any() and prof.attrs["open_ends"] == ""
+
+
+def test_open_profile_ends_are_flagged(fitted):
+    """A profile grid too short to reach the threshold leaves the interval open: the end is
+    the parameter's natural limit (0 for D, on the log scale) and is flagged, not passed off
+    as a measured bound."""
+    with pytest.warns(UserWarning, match="open"):
+        ci = fitted.confidence_intervals(method="profile", params=["D"], max_sd=0.5,
+                                         n_points=2)
+    assert ci.sel(param="D", bound="lower") == 0.0
+    assert np.isinf(ci.sel(param="D", bound="upper"))
+    assert ci["open"].sel(param="D").values.tolist() == [True, True]
+    assert not ci["open"].sel(param="r").any()
+    assert ci.attrs["open_ends"] == "D:lower,D:upper"
 
 
 def test_bootstrap_intervals(fitted):

@@ -403,7 +403,9 @@ class PINNEstimator(ReactionDiffusionEstimator):
         open_ = [space.free[j] for j in js if np.isinf(lower[j]) or np.isinf(upper[j])]
         if open_:
             warnings.warn(f"The profile of {open_} does not reach the threshold within {max_sd} "
-                          "standard errors on one side: the interval is open there (inf).",
+                          "standard errors on one side: the interval is open there "
+                          "(reported as the parameter's natural limit, 0 or +-inf, and flagged "
+                          "in the 'open' coordinate); raise max_sd.",
                           UserWarning, stacklevel=3)
         if np.any(dev_all[np.isfinite(dev_all)] < -1e-3 * max(1.0, thr)):
             warnings.warn("The profile went below the fitted objective: the PINN fit had not "
