@@ -100,3 +100,27 @@ def test_heat_ansatz_fit_runs(case):
     assert np.isfinite(est.loss_) and np.isfinite(est.residual_rms_)
     with pytest.raises(ValueError, match="hard_ic"):
         physreg.PINNEstimator(initial="gaussian", t0=0.0, hard_ic="heta").fit(ds)
+
+
+def test_heat_kernel_2d_is_the_introduction_at_t0_with_no_flux_walls():
+    ic = GaussianIntroductions(n=2)
+    p = dict(ic0_x=2.0, ic0_y=2.0, ic0_width=0.4, ic0_mass=0.7,
+             ic1_x=3.5, ic1_y=1.5, ic1_width=0.6, ic1_mass=0.3)  # far from the walls
+    lower, length, D = (0.0, -1.0), (6.0, 5.0), 0.5
+
+    def H(t, x, y):
+        return heat_introductions(ic, p, (x, y), t, D, lower, length)
+
+    x = jnp.array([1.2, 3.0, 5.5])
+    y = jnp.array([2.0, 0.0, 3.5])
+    np.testing.assert_allclose(np.asarray(jax.vmap(lambda a, b: H(0.0, a, b))(x, y)),
+                               np.asarray(ic.evaluate(p, (y, x))), rtol=1e-9, atol=1e-8)  # image tails
+    t = jnp.array([0.3, 1.0, 4.0])
+    h_t = jax.vmap(jax.grad(H, 0))(t, x, y)
+    lap = (jax.vmap(jax.grad(jax.grad(H, 1), 1))(t, x, y)
+           + jax.vmap(jax.grad(jax.grad(H, 2), 2))(t, x, y))
+    np.testing.assert_allclose(np.asarray(h_t), D * np.asarray(lap), rtol=1e-10, atol=1e-14)
+    # walls x = 0, 6 and y = -1, 4: the normal derivative vanishes
+    gx = jax.vmap(jax.grad(H, 1), (None, 0, 0))(2.0, jnp.array([0.0, 6.0]), jnp.array([0.5, 2.0]))
+    gy = jax.vmap(jax.grad(H, 2), (None, 0, 0))(2.0, jnp.array([3.0, 1.0]), jnp.array([-1.0, 4.0]))
+    np.testing.assert_array_less(np.abs(np.concatenate([np.asarray(gx), np.asarray(gy)])), 1e-12)
