@@ -623,6 +623,10 @@ class MCMCEstimator(SolverEstimator):
         steps = int(opts.pop("steps", 4000))
         n_train = int(opts.pop("n_train", 512))
         seed = int(opts.pop("seed", 0))
+        # positive output trained on the sqrt scale (the linear output goes negative where the
+        # solver gives u ~ 1e-3, which a count there turns into a wrong posterior)
+        opts.setdefault("output", "log")
+        loss_scale = opts.pop("loss_scale", "sqrt" if opts["output"] == "log" else "linear")
         t0 = _time.perf_counter()
         mm = HyperPINN.build(setup, kind=METAMODEL_KIND[self.forward], key=seed, **opts)
         t, y, x = default_grid(setup, n_t=20)
@@ -630,7 +634,8 @@ class MCMCEstimator(SolverEstimator):
         u = solver_snapshots(setup, th, t)
         mm, rec = train_metamodel(mm, theta_train=th, u_train=u, t_grid=t, x_grid=x, y_grid=y,
                                   steps=steps, seed=seed, steps_per_call=min(250, steps),
-                                  batch_points=1024, verbose=bool(self.verbose))
+                                  batch_points=1024, loss_scale=loss_scale,
+                                  verbose=bool(self.verbose))
         self.metamodel_train_s_ = _time.perf_counter() - t0
         self.metamodel_record_ = rec
         return mm

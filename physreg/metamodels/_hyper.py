@@ -58,6 +58,10 @@ __all__ = ["FKPPSetup", "FKPPSetup2D", "HyperPINN", "save_metamodel", "load_meta
 
 KINDS = ("full", "lora")
 FEATURES = ("covariate", "radius")  # optional extra inputs of a 2-D target network
+OUTPUTS = ("linear", "log")  # u = H + t' N, or (2-D) u = H exp(LOG_SCALE t' N) > 0
+LOG_SCALE = 10.0  # log(u / H) reaches about r (t - t0): O(10) over the bundled windows
+LOG_CAP = 4.0  # log u is capped smoothly (sharpness 10) below this: u < e^4 = 55, no overflow
+# while training; below log u = 2 (u = 7.4) the cap changes u by less than 1e-8
 _RATES = ("D", "r", "gamma")
 _LOG_SCALED = ("D", "gamma")
 
@@ -351,6 +355,21 @@ def _images(v, c, lo, hi, var):
     return out / jnp.sqrt(2.0 * jnp.pi * var)
 
 
+def _log_images(v, c, lo, hi, var):
+    """log of :func:`_images` (logsumexp: no underflow far from the introduction)."""
+    terms = jnp.stack([-0.5 * (v - centre) ** 2 / var for centre in (c, 2.0 * lo - c,
+                                                                       2.0 * hi - c)])
+    return jax.scipy.special.logsumexp(terms, axis=0) - 0.5 * jnp.log(2.0 * jnp.pi * var)
+
+
+def log_heat_kernel_2d(setup: FKPPSetup2D, t, x, y, D):
+    """log of :func:`heat_kernel_2d`."""
+    cx, cy, w, m = setup.ic
+    var = w**2 + 2.0 * D * (t - setup.t0)
+    return (math.log(m) + _log_images(x, cx, *setup.domain_x, var)
+            + _log_images(y, cy, *setup.domain_y, var))
+
+
 def heat_kernel_2d(setup: FKPPSetup2D, t, x, y, D):
     """2-D heat-kernel part ``H`` of the ansatz: the product of the two axes' image sums."""
     cx, cy, w, m = setup.ic
@@ -405,12 +424,14 @@ class HyperPINN(eqx.Module):
     base: tuple
     modes_y: int = eqx.field(static=True, default=0)
     features: tuple[str, ...] = eqx.field(static=True, default=())
+    output: str = eqx.field(static=True, default="linear")
 
     # ------------------------------------------------------------------ construction -------
     @classmethod
     def build(cls, setup: FKPPSetup | FKPPSetup2D, *, kind: str = "full", width: int = 32,
               depth: int = 3, modes: int = 12, rank: int = 4, hyper_width: int = 64,
-              hyper_depth: int = 2, modes_y: int = 0, features=(), key=None) -> HyperPINN:
+              hyper_depth: int = 2, modes_y: int = 0, features=(), output: str = "linear",
+              key=None) -> HyperPINN:
         """A freshly initialised metamodel.
 
         **Arguments:** `setup` (:class:`FKPPSetup` or :class:`FKPPSetup2D`); `kind` ``"full"`` |
@@ -418,8 +439,12 @@ class HyperPINN(eqx.Module):
         features (in x; 2-D: and `modes_y` in y, default in proportion to the sides); `rank` of
         the LoRA updates; hypernetwork `hyper_depth` hidden layers of `hyper_width` (tanh);
         2-D `features`: extra target-network inputs from :data:`FEATURES` (``"covariate"``: the
-        covariate values at the point, ``"radius"``: the distance to the introduction); `key`
-        (JAX key or int; default 0).
+        covariate values at the point, ``"radius"``: the distance to the introduction); 2-D
+        `output`: ``"linear"`` (``u = H + t' N``) or ``"log"`` (``u = H exp(10 t' N)``,
+        capped smoothly below 55, the network's last layer starting at 0:
+        positive everywhere, and the network models relative corrections, so small densities,
+        which weigh in count likelihoods, are as accurate as large ones); `key` (JAX key or
+        int; default 0).
 
         **Raises:** ``ValueError`` for an unknown kind or feature, or non-positive sizes.
         """
@@ -430,9 +455,13 @@ class HyperPINN(eqx.Module):
             if not isinstance(v, int | np.integer) or v < 1:
                 raise ValueError(f"HyperPINN.build: {n} must be a positive integer, got {v!r}.")
         features = tuple(features)
+        if output not in OUTPUTS:
+            raise ValueError(f"HyperPINN.build: output must be one of {OUTPUTS}, got "
+                             f"{output!r}.")
         if setup.ndim == 1:
-            if modes_y or features:
-                raise ValueError("HyperPINN.build: modes_y and features are for 2-D setups.")
+            if modes_y or features or output != "linear":
+                raise ValueError("HyperPINN.build: modes_y, features and output='log' are for "
+                                 "2-D setups.")
             n_feat = 1 + modes
         else:
             bad = [f for f in features if f not in FEATURES]
@@ -455,6 +484,9 @@ class HyperPINN(eqx.Module):
         keys = jax.random.split(k_b, len(shapes))
         init = [(_glorot(k, a, b, (b, a)), jnp.zeros(b)) for k, (a, b) in zip(keys, shapes,
                                                                                strict=True)]
+        if output == "log":
+            # N = 0 at init (u = H): a random exponent exp(LOG_SCALE t' N) starts far off
+            init[-1] = (init[-1][0] * 0.0, init[-1][1])
         if kind == "full":
             n_out = sum(a * b + b for a, b in shapes)
             bias0 = jnp.concatenate([jnp.concatenate([w.ravel(), b]) for w, b in init])
@@ -478,7 +510,7 @@ class HyperPINN(eqx.Module):
         hyper = eqx.tree_at(lambda m: m.layers[-1], hyper, last)
         out = cls(setup=setup, kind=kind, sizes=sizes, modes=int(modes), rank=int(rank),
                   hyper_width=int(hyper_width), hyper_depth=int(hyper_depth), hyper=hyper,
-                  base=base, modes_y=int(modes_y), features=features)
+                  base=base, modes_y=int(modes_y), features=features, output=output)
         return jax.tree_util.tree_map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a)
                                       else a, out)
 
@@ -497,7 +529,8 @@ class HyperPINN(eqx.Module):
                "modes": self.modes, "rank": self.rank, "hyper_width": self.hyper_width,
                "hyper_depth": self.hyper_depth}
         if self.setup.ndim == 2:
-            out.update(modes_y=self.modes_y, features=list(self.features))
+            out.update(modes_y=self.modes_y, features=list(self.features),
+                       output=self.output)
         return out
 
     # ------------------------------------------------------------------ evaluation ---------
@@ -558,8 +591,11 @@ class HyperPINN(eqx.Module):
         tp = ((t - s.t0) / s.span).astype(jnp.float32)
         xp = ((x - s.domain_x[0]) / s.length_x).astype(jnp.float32)
         yp = ((y - s.domain_y[0]) / s.length_y).astype(jnp.float32)
-        net = self._net(layers, tp, xp, yp, x, y)
-        return heat_kernel_2d(s, t, x, y, D) + tp.astype(t.dtype) * net.astype(t.dtype)
+        net = self._net(layers, tp, xp, yp, x, y).astype(t.dtype)
+        if self.output == "log":
+            logu = log_heat_kernel_2d(s, t, x, y, D) + LOG_SCALE * tp.astype(t.dtype) * net
+            return jnp.exp(LOG_CAP - 0.1 * jax.nn.softplus(10.0 * (LOG_CAP - logu)))
+        return heat_kernel_2d(s, t, x, y, D) + tp.astype(t.dtype) * net
 
     def evaluate(self, theta, t, x, y=None):
         """u at points ``(t, x)`` (2-D: ``(t, x, y)``; same shape) for one ``theta`` (p,), no

@@ -192,7 +192,7 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
                     steps: int = 5000, lr: float = 3e-3, batch_theta: int = 16,
                     batch_points: int = 512, steps_per_call: int = 250, seed: int = 0,
                     time_power: float = 1.0, time_budget: float | None = None,
-                    verbose: bool = False):
+                    loss_scale: str = "linear", verbose: bool = False):
     """Train a metamodel with Adam (cosine decay from `lr`); returns ``(model, record)``.
 
     **Arguments:**
@@ -205,6 +205,9 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
     - `time_power`: collocation times of the residual are ``t' = U^time_power`` (U uniform):
       a power > 1 puts more of them near the initial time, where a PINN first goes wrong.
     - `time_budget`: stop after this many seconds (checked between compiled chunks).
+    - `loss_scale`: ``"linear"`` (squared error of u) or ``"sqrt"`` (squared error of
+      ``sqrt(u)``: the variance-stabilising scale of counts, so the error is weighed as a
+      Poisson likelihood weighs it, ``(du)^2 / 4u``; negative predictions count as 0).
 
     `record` has ``loss`` (per chunk), ``steps`` (done), ``train_s``, ``compile_s``.
     """
@@ -213,6 +216,14 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
         raise ValueError("data_weight > 0 needs theta_train and u_train (solver_snapshots).")
     if data_weight <= 0 and residual_weight <= 0:
         raise ValueError("at least one of data_weight and residual_weight must be positive.")
+    if loss_scale not in ("linear", "sqrt"):
+        raise ValueError(f"loss_scale must be 'linear' or 'sqrt', got {loss_scale!r}.")
+
+    def scale(v):
+        if loss_scale == "linear":
+            return v
+        return jnp.sqrt(jnp.maximum(v, 0.0) + 1e-8)
+
     two_d = setup.ndim == 2
     if two_d and residual_weight > 0:
         raise ValueError("2-D metamodels are trained on solver data only (residual_weight=0).")
@@ -253,13 +264,13 @@ def train_metamodel(model: HyperPINN, *, theta_train=None, u_train=None, t_grid=
 
                 def one2(i, a, c, b):
                     pred = m.evaluate(th_all[i].astype(jnp.float64), tg[a], xg[b], yg[c])
-                    return (pred.astype(jnp.float32) - u_all[i, a, c, b]) ** 2
+                    return (scale(pred.astype(jnp.float32)) - scale(u_all[i, a, c, b])) ** 2
 
                 total = total + data_weight * jnp.mean(jax.vmap(one2)(idx, ti, yi, xi))
             else:
                 def one(i, a, b):
                     pred = m.evaluate(th_all[i].astype(jnp.float64), tg[a], xg[b])
-                    return (pred.astype(jnp.float32) - u_all[i, a, b]) ** 2
+                    return (scale(pred.astype(jnp.float32)) - scale(u_all[i, a, b])) ** 2
 
                 total = total + data_weight * jnp.mean(jax.vmap(one)(idx, ti, xi))
         if residual_weight > 0:
