@@ -333,7 +333,8 @@ def heat_introductions(initial, params, xs, tau, D, lower, length, n_images: int
             c, lo, L = params[f"{p}_{name}"], lower[a], length[a]
             shifts = 2.0 * L * jnp.arange(-n_images, n_images + 1, dtype=jnp.result_type(c))
             centres = jnp.concatenate([c + shifts, 2.0 * lo - c + shifts])
-            k = jnp.sum(jnp.exp(-0.5 * (xs[a] - centres) ** 2 / var))
+            d = jnp.asarray(xs[a])[..., None] - centres      # images on a trailing axis
+            k = jnp.sum(jnp.exp(-0.5 * d**2 / jnp.asarray(var)[..., None]), -1)
             field = field * k / jnp.sqrt(2.0 * jnp.pi * var)
         out = out + field
     return out
