@@ -144,8 +144,6 @@ def test_estimator_refuses_what_the_metamodel_does_not_cover(trained, data):
         _est("hyperpinn", trained["lora"]).fit(data)
     with pytest.raises(TypeError, match="HyperPINN"):
         _est("hyperpinn", 3.0).fit(data)
-    with pytest.raises(NotImplementedError, match="pinn"):
-        _est("pinn", None).fit(data)
 
 
 def test_delayed_acceptance_contract(trained, data):
