@@ -61,6 +61,98 @@ FIXED = {"gamma": 1.0, "ic_x": 2.0, "ic_width": 0.3, "ic_mass": 0.5}
 BOUNDS = {"D": (0.05, 0.2), "r": (0.5, 1.5)}
 
 
+def fit_and_record(est, names, *fit_args):
+    """Fit an MCMCEstimator (warnings recorded) and summarise its run: ESS, R-hat, ESS/s of
+    the sampling phase (and with warm-up), posterior mean / sd / 95 % interval per parameter.
+    Returns (record, {name: flat draws})."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        est.fit(*fit_args)
+    wall = time.perf_counter() - t0
+    res = est.result_
+    post = est.posterior_["posterior"]
+    draws = {n: post[n].values.ravel() for n in names}
+    summ = summarize(res.samples, names)
+    ess = min(summ[n]["ess_bulk"] for n in names)
+    out = {"sampler": res.sampler, "timing": res.timing, "fit_wall_s": wall,
+           "ess_bulk_min": ess, "r_hat_max": max(summ[n]["r_hat"] for n in names),
+           "ess_per_s_sampling": ess / res.timing["sampling_s"],
+           "ess_per_s_warmup_sampling": ess / (res.timing["sampling_s"] + res.timing["warmup_s"]),
+           "summary_unconstrained": summ,
+           "mean": {n: float(draws[n].mean()) for n in names},
+           "sd": {n: float(draws[n].std(ddof=1)) for n in names},
+           "ci95": {n: np.quantile(draws[n], [0.025, 0.975]).tolist() for n in names},
+           "warnings": sorted({str(x.message)[:160] for x in w})}
+    return out, draws
+
+
+def compare_to_reference(runs, draws, names, ref_name="solver_nuts"):
+    """Add to each run its posterior agreement with the reference run (|mean diff| / sd, 95 %
+    endpoint diffs / sd, Wasserstein / sd, the Monte Carlo s.e. of the mean difference), the
+    targets of issue 5 (0.1 sd, 0.2 sd, 30x), its ESS/s ratios and the break-even number of
+    effective samples of a metamodel (``N* = train_s / (1 / ess_s_ref - 1 / ess_s)``)."""
+    ref = runs[ref_name]
+    for name, r in runs.items():
+        if name == ref_name:
+            continue
+        cmp = {}
+        for n in names:
+            sd = ref["sd"][n]
+            w1 = float(wasserstein_distance(draws[name][n], draws[ref_name][n]))
+            # Monte Carlo standard error of the difference of means, in reference sds
+            ess_a = r["summary_unconstrained"][n]["ess_bulk"]
+            ess_b = ref["summary_unconstrained"][n]["ess_bulk"]
+            cmp[n] = {"mean_diff_over_sd": abs(r["mean"][n] - ref["mean"][n]) / sd,
+                      "ci_lower_diff_over_sd": abs(r["ci95"][n][0] - ref["ci95"][n][0]) / sd,
+                      "ci_upper_diff_over_sd": abs(r["ci95"][n][1] - ref["ci95"][n][1]) / sd,
+                      "wasserstein": w1, "wasserstein_over_sd": w1 / sd,
+                      "mc_se_mean_diff_over_sd": float(np.hypot(r["sd"][n] / np.sqrt(ess_a),
+                                                                sd / np.sqrt(ess_b)) / sd)}
+        r["vs_solver_nuts"] = cmp
+        r["ess_per_s_ratio_vs_solver_nuts"] = r["ess_per_s_sampling"] / ref["ess_per_s_sampling"]
+        r["ess_per_s_ratio_vs_solver_nuts_warmup_sampling"] = (
+            r["ess_per_s_warmup_sampling"] / ref["ess_per_s_warmup_sampling"])
+        r["targets_met"] = {
+            "mean_within_0.1_sd": all(c["mean_diff_over_sd"] <= 0.1 for c in cmp.values()),
+            "ci95_endpoints_within_0.2_sd": all(
+                max(c["ci_lower_diff_over_sd"], c["ci_upper_diff_over_sd"]) <= 0.2
+                for c in cmp.values()),
+            "ess_per_s_ratio_at_least_30": r["ess_per_s_ratio_vs_solver_nuts"] >= 30}
+        if "metamodel" in r and r["ess_per_s_sampling"] > ref["ess_per_s_sampling"]:
+            tr = r["metamodel"]["training_s_incl_solver_data"]
+            r["break_even_effective_samples"] = tr / (1.0 / ref["ess_per_s_sampling"]
+                                                      - 1.0 / r["ess_per_s_sampling"])
+
+
+def table_lines(runs, names, ref_name="solver_nuts"):
+    """The speed table and the posterior-agreement table (markdown lines)."""
+    ref = runs[ref_name]
+    L = ["| run | draws/chain | ESS | sampling s | ESS/s (sampling) | ratio vs solver-NUTS | "
+         "ESS/s (warm-up+sampling) | ratio | R-hat max |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in runs.items():
+        L.append(f"| {name} | {r['num_samples_per_chain']} | {r['ess_bulk_min']:.0f} | "
+                 f"{r['timing']['sampling_s']:.1f} | {r['ess_per_s_sampling']:.1f} | "
+                 f"{r.get('ess_per_s_ratio_vs_solver_nuts', 1.0):.1f} | "
+                 f"{r['ess_per_s_warmup_sampling']:.1f} | "
+                 f"{r.get('ess_per_s_ratio_vs_solver_nuts_warmup_sampling', 1.0):.1f} | "
+                 f"{r['r_hat_max']:.3f} |")
+    L += ["", "Posterior vs solver-NUTS (|mean diff| / sd; 95 % CI endpoint diffs / sd; "
+          "Wasserstein / sd). Targets: 0.1, 0.2.", "",
+          "| run | param | mean | sd | mean diff/sd | MC s.e. of diff/sd | lo diff/sd | hi diff/sd "
+          "| W1/sd |", "|---|---|---|---|---|---|---|---|---|"]
+    for n in names:
+        L.append(f"| {ref_name} | {n} | {ref['mean'][n]:.4g} | {ref['sd'][n]:.3g} | | | | | |")
+    for name, r in runs.items():
+        for n, c in r.get("vs_solver_nuts", {}).items():
+            L.append(f"| {name} | {n} | {r['mean'][n]:.4g} | {r['sd'][n]:.3g} | "
+                     f"{c['mean_diff_over_sd']:.3f} | {c['mc_se_mean_diff_over_sd']:.3f} | "
+                     f"{c['ci_lower_diff_over_sd']:.3f} | "
+                     f"{c['ci_upper_diff_over_sd']:.3f} | {c['wasserstein_over_sd']:.3f} |")
+    return L
+
+
 def run(name, forward, sampler, metamodel, ds, args):
     n_samp = args.samples * (2 if sampler == "rwmh" or forward.endswith("+solver") else 1)
     n_warm = args.warmup
@@ -72,26 +164,9 @@ def run(name, forward, sampler, metamodel, ds, args):
                                 initial="gaussian", t0=0.0, fixed=FIXED, bounds=BOUNDS,
                                 num_chains=4, num_warmup=n_warm, num_samples=n_samp,
                                 random_state=0, **extra)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        est.fit(ds)
-    wall = time.perf_counter() - t0
+    out, draws = fit_and_record(est, NAMES, ds)
+    out.update(forward=forward, num_samples_per_chain=n_samp)
     res = est.result_
-    post = est.posterior_["posterior"]
-    draws = {n: post[n].values.ravel() for n in NAMES}
-    summ = summarize(res.samples, NAMES)
-    ess = min(summ[n]["ess_bulk"] for n in NAMES)
-    out = {"forward": forward, "sampler": res.sampler, "num_samples_per_chain": n_samp,
-           "timing": res.timing, "fit_wall_s": wall,
-           "ess_bulk_min": ess, "r_hat_max": max(summ[n]["r_hat"] for n in NAMES),
-           "ess_per_s_sampling": ess / res.timing["sampling_s"],
-           "ess_per_s_warmup_sampling": ess / (res.timing["sampling_s"] + res.timing["warmup_s"]),
-           "summary_unconstrained": summ,
-           "mean": {n: float(draws[n].mean()) for n in NAMES},
-           "sd": {n: float(draws[n].std(ddof=1)) for n in NAMES},
-           "ci95": {n: np.quantile(draws[n], [0.025, 0.975]).tolist() for n in NAMES},
-           "warnings": sorted({str(x.message)[:160] for x in w})}
     if forward == "pinn":
         phys = np.asarray(res.sample_stats["physics_loss"])
         out["pinn"] = {"options": {**est._PINN_DEFAULTS, **dict(args.pinn_opt)},
@@ -149,33 +224,8 @@ def main():
                 "train_s": rec["train_s"],
                 "training_s_incl_solver_data": rec["training_s_incl_solver_data"],
                 "rel_l2_median": rec["rel_l2_median"], "rel_l2_p95": rec["rel_l2_p95"]}
-    ref = results["runs"]["solver_nuts"]
+    compare_to_reference(results["runs"], draws, NAMES)
     for name, r in results["runs"].items():
-        if name == "solver_nuts":
-            continue
-        cmp = {}
-        for n in NAMES:
-            sd = ref["sd"][n]
-            cmp[n] = {"mean_diff_over_sd": abs(r["mean"][n] - ref["mean"][n]) / sd,
-                      "ci_lower_diff_over_sd": abs(r["ci95"][n][0] - ref["ci95"][n][0]) / sd,
-                      "ci_upper_diff_over_sd": abs(r["ci95"][n][1] - ref["ci95"][n][1]) / sd,
-                      "wasserstein": float(wasserstein_distance(draws[name][n],
-                                                                draws["solver_nuts"][n])),
-                      }
-            cmp[n]["wasserstein_over_sd"] = cmp[n]["wasserstein"] / sd
-            # Monte Carlo standard error of the difference of means, in reference sds
-            ess_a = r["summary_unconstrained"][n]["ess_bulk"]
-            ess_b = ref["summary_unconstrained"][n]["ess_bulk"]
-            cmp[n]["mc_se_mean_diff_over_sd"] = float(np.hypot(r["sd"][n] / np.sqrt(ess_a),
-                                                               sd / np.sqrt(ess_b)) / sd)
-        r["vs_solver_nuts"] = cmp
-        r["ess_per_s_ratio_vs_solver_nuts"] = r["ess_per_s_sampling"] / ref["ess_per_s_sampling"]
-        r["ess_per_s_ratio_vs_solver_nuts_warmup_sampling"] = (
-            r["ess_per_s_warmup_sampling"] / ref["ess_per_s_warmup_sampling"])
-        if "metamodel" in r and r["ess_per_s_sampling"] > ref["ess_per_s_sampling"]:
-            tr = r["metamodel"]["training_s_incl_solver_data"]
-            r["break_even_effective_samples"] = tr / (1.0 / ref["ess_per_s_sampling"]
-                                                      - 1.0 / r["ess_per_s_sampling"])
         if name.endswith("+solver") and "solver_rwmh" in results["runs"]:
             rw = results["runs"]["solver_rwmh"]
             r["ess_per_s_ratio_vs_solver_rwmh"] = (r["ess_per_s_sampling"]
@@ -192,31 +242,10 @@ def _option(text):
 
 def write_md(results, stem="mcmc_metamodels"):
     runs = results["runs"]
-    ref = runs["solver_nuts"]
     L = ["# MCMC through metamodels vs the solver (bundled 1-D data, one run)", "",
          "Free D, r, sigma; 4 chains; ESS = min bulk ESS over the three; times exclude "
-         "compilation. Reference: solver NUTS.", "",
-         "| run | draws/chain | ESS | ESS/s (sampling) | ratio vs solver-NUTS | ESS/s (warm-up+"
-         "sampling) | ratio | R-hat max |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in runs.items():
-        L.append(f"| {name} | {r['num_samples_per_chain']} | {r['ess_bulk_min']:.0f} | "
-                 f"{r['ess_per_s_sampling']:.1f} | "
-                 f"{r.get('ess_per_s_ratio_vs_solver_nuts', 1.0):.1f} | "
-                 f"{r['ess_per_s_warmup_sampling']:.1f} | "
-                 f"{r.get('ess_per_s_ratio_vs_solver_nuts_warmup_sampling', 1.0):.1f} | "
-                 f"{r['r_hat_max']:.3f} |")
-    L += ["", "Posterior vs solver-NUTS (|mean diff| / sd; 95 % CI endpoint diffs / sd; "
-          "Wasserstein / sd). Targets: 0.1, 0.2.", "",
-          "| run | param | mean | sd | mean diff/sd | MC s.e. of diff/sd | lo diff/sd | hi diff/sd "
-          "| W1/sd |", "|---|---|---|---|---|---|---|---|---|"]
-    for n in NAMES:
-        L.append(f"| solver_nuts | {n} | {ref['mean'][n]:.4g} | {ref['sd'][n]:.3g} | | | | | |")
-    for name, r in runs.items():
-        for n, c in r.get("vs_solver_nuts", {}).items():
-            L.append(f"| {name} | {n} | {r['mean'][n]:.4g} | {r['sd'][n]:.3g} | "
-                     f"{c['mean_diff_over_sd']:.3f} | {c['mc_se_mean_diff_over_sd']:.3f} | "
-                     f"{c['ci_lower_diff_over_sd']:.3f} | "
-                     f"{c['ci_upper_diff_over_sd']:.3f} | {c['wasserstein_over_sd']:.3f} |")
+         "compilation. Reference: solver NUTS.", ""]
+    L += table_lines(runs, NAMES)
     L += [""]
     for name, r in runs.items():
         if "metamodel" in r:

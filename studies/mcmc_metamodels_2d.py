@@ -33,15 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import wasserstein_distance
+from mcmc_metamodels import compare_to_reference, fit_and_record, table_lines  # same folder
 
 import physreg
-from physreg.inference._diagnostics import summarize
 from physreg.likelihoods import Poisson
 from physreg.metamodels import load_info
 
@@ -58,29 +55,11 @@ def run(name, forward, metamodel, obs, cov, args):
                                 initial="gaussian", t0=0.0, fixed=FIXED, bounds=BOUNDS,
                                 grid=(24, 40), num_chains=args.chains, num_warmup=args.warmup,
                                 num_samples=args.samples, random_state=0)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        est.fit(obs, covariates=cov)
-    wall = time.perf_counter() - t0
-    res = est.result_
-    post = est.posterior_["posterior"]
-    draws = {n: post[n].values.ravel() for n in NAMES}
-    summ = summarize(res.samples, NAMES)
-    ess = min(summ[n]["ess_bulk"] for n in NAMES)
-    out = {"forward": forward, "sampler": res.sampler, "num_chains": args.chains,
-           "num_warmup": args.warmup, "num_samples_per_chain": args.samples,
-           "timing": res.timing, "fit_wall_s": wall, "solver_plan": est.solver_.plan(
-               np.unique(np.asarray(obs.time.values, float)), 0.0),
-           "ess_bulk_min": ess, "r_hat_max": max(summ[n]["r_hat"] for n in NAMES),
-           "ess_per_s_sampling": ess / res.timing["sampling_s"],
-           "ess_per_s_warmup_sampling": ess / (res.timing["sampling_s"] + res.timing["warmup_s"]),
-           "summary_unconstrained": summ,
-           "map": {n: float(est.map_.sel(param=n)) for n in NAMES},
-           "mean": {n: float(draws[n].mean()) for n in NAMES},
-           "sd": {n: float(draws[n].std(ddof=1)) for n in NAMES},
-           "ci95": {n: np.quantile(draws[n], [0.025, 0.975]).tolist() for n in NAMES},
-           "warnings": sorted({str(x.message)[:160] for x in w})}
+    out, draws = fit_and_record(est, NAMES, obs, cov)
+    out.update(forward=forward, num_chains=args.chains, num_warmup=args.warmup,
+               num_samples_per_chain=args.samples,
+               solver_plan=est.solver_.plan(np.unique(np.asarray(obs.time.values, float)), 0.0),
+               map={n: float(est.map_.sel(param=n)) for n in NAMES})
     print(name, json.dumps({k: out[k] for k in ("ess_bulk_min", "ess_per_s_sampling", "mean",
                                                 "sd", "timing")}, default=float), flush=True)
     return out, draws
@@ -116,70 +95,19 @@ def main():
                 "training_s_incl_solver_data": rec["training_s_incl_solver_data"],
                 "rel_l2_median": rec["rel_l2_median"], "rel_l2_p95": rec["rel_l2_p95"],
                 "obs_rel_l2_median": rec["obs_rel_l2_median"]}
-    ref = results["runs"]["solver_nuts"]
-    for name, r in results["runs"].items():
-        if name == "solver_nuts":
-            continue
-        cmp = {}
-        for n in NAMES:
-            sd = ref["sd"][n]
-            cmp[n] = {"mean_diff_over_sd": abs(r["mean"][n] - ref["mean"][n]) / sd,
-                      "ci_lower_diff_over_sd": abs(r["ci95"][n][0] - ref["ci95"][n][0]) / sd,
-                      "ci_upper_diff_over_sd": abs(r["ci95"][n][1] - ref["ci95"][n][1]) / sd,
-                      "wasserstein_over_sd": float(wasserstein_distance(
-                          draws[name][n], draws["solver_nuts"][n])) / sd}
-            ess_a = r["summary_unconstrained"][n]["ess_bulk"]
-            ess_b = ref["summary_unconstrained"][n]["ess_bulk"]
-            cmp[n]["mc_se_mean_diff_over_sd"] = float(np.hypot(r["sd"][n] / np.sqrt(ess_a),
-                                                               sd / np.sqrt(ess_b)) / sd)
-        r["vs_solver_nuts"] = cmp
-        r["targets_met"] = {
-            "mean_within_0.1_sd": all(c["mean_diff_over_sd"] <= 0.1 for c in cmp.values()),
-            "ci95_endpoints_within_0.2_sd": all(
-                max(c["ci_lower_diff_over_sd"], c["ci_upper_diff_over_sd"]) <= 0.2
-                for c in cmp.values())}
-        r["ess_per_s_ratio_vs_solver_nuts"] = r["ess_per_s_sampling"] / ref["ess_per_s_sampling"]
-        r["ess_per_s_ratio_vs_solver_nuts_warmup_sampling"] = (
-            r["ess_per_s_warmup_sampling"] / ref["ess_per_s_warmup_sampling"])
-        r["targets_met"]["ess_per_s_ratio_at_least_30"] = (
-            r["ess_per_s_ratio_vs_solver_nuts"] >= 30)
-        if "metamodel" in r and r["ess_per_s_sampling"] > ref["ess_per_s_sampling"]:
-            tr = r["metamodel"]["training_s_incl_solver_data"]
-            r["break_even_effective_samples"] = tr / (1.0 / ref["ess_per_s_sampling"]
-                                                      - 1.0 / r["ess_per_s_sampling"])
+    compare_to_reference(results["runs"], draws, NAMES)
     (OUT / "mcmc_metamodels_2d.json").write_text(json.dumps(results, indent=2, default=float))
     write_md(results)
 
 
 def write_md(results):
     runs = results["runs"]
-    ref = runs["solver_nuts"]
     st = results["settings"]
     L = ["# MCMC through 2-D metamodels vs the solver (bundled fkpp2d_poisson data, one run)", "",
          f"Free D, r, r_elevation; NUTS, {st['chains']} chains, {st['warmup']} warm-up, "
          f"{st['samples']} draws each; ESS = min bulk ESS over the three; times exclude "
-         "compilation. Reference: solver NUTS (24 x 40 cells).", "",
-         "| run | ESS | sampling s | ESS/s (sampling) | ratio vs solver-NUTS | ESS/s (warm-up+"
-         "sampling) | ratio | R-hat max |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in runs.items():
-        L.append(f"| {name} | {r['ess_bulk_min']:.0f} | {r['timing']['sampling_s']:.1f} | "
-                 f"{r['ess_per_s_sampling']:.1f} | "
-                 f"{r.get('ess_per_s_ratio_vs_solver_nuts', 1.0):.1f} | "
-                 f"{r['ess_per_s_warmup_sampling']:.1f} | "
-                 f"{r.get('ess_per_s_ratio_vs_solver_nuts_warmup_sampling', 1.0):.1f} | "
-                 f"{r['r_hat_max']:.3f} |")
-    L += ["", "Posterior vs solver-NUTS (|mean diff| / sd; 95 % CI endpoint diffs / sd; "
-          "Wasserstein / sd). Targets: 0.1, 0.2.", "",
-          "| run | param | mean | sd | mean diff/sd | MC s.e. of diff/sd | lo diff/sd | hi diff/sd "
-          "| W1/sd |", "|---|---|---|---|---|---|---|---|---|"]
-    for n in NAMES:
-        L.append(f"| solver_nuts | {n} | {ref['mean'][n]:.4g} | {ref['sd'][n]:.3g} | | | | | |")
-    for name, r in runs.items():
-        for n, c in r.get("vs_solver_nuts", {}).items():
-            L.append(f"| {name} | {n} | {r['mean'][n]:.4g} | {r['sd'][n]:.3g} | "
-                     f"{c['mean_diff_over_sd']:.3f} | {c['mc_se_mean_diff_over_sd']:.3f} | "
-                     f"{c['ci_lower_diff_over_sd']:.3f} | "
-                     f"{c['ci_upper_diff_over_sd']:.3f} | {c['wasserstein_over_sd']:.3f} |")
+         "compilation. Reference: solver NUTS (24 x 40 cells).", ""]
+    L += table_lines(runs, NAMES)
     L += [""]
     for name, r in runs.items():
         if "metamodel" in r:
