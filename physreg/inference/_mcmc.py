@@ -265,6 +265,21 @@ def _initial_cov(rwmh_scale, p):
     return jnp.diag(scale**2)
 
 
+def _proposal_cov(proposal_cov, rwmh_scale, p):
+    """A random walk's starting proposal covariance: ``proposal_cov`` checked, or the
+    diagonal one of :func:`_initial_cov` when it is None."""
+    if proposal_cov is None:
+        return _initial_cov(rwmh_scale, p)
+    cov = jnp.asarray(proposal_cov, dtype=jnp.result_type(float))
+    if cov.shape != (p, p) or not bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(cov)))):
+        raise ValueError(
+            f"`proposal_cov` must be a symmetric positive-definite ({p}, {p}) matrix. "
+            f"Got shape {tuple(cov.shape)}"
+            + (" that is not positive definite." if cov.shape == (p, p) else ".")
+        )
+    return cov
+
+
 # --------------------------------------------------------------------------------------
 # Adaptive random-walk warm-up (shared by RWMH and delayed acceptance)
 # --------------------------------------------------------------------------------------
@@ -965,18 +980,7 @@ def run_delayed_acceptance(
     _initial_positions(logdensity_exact, z0, num_chains, "logdensity_exact")
     p = z0.shape[1]
     adapt = proposal_cov is None
-    if adapt:
-        init_cov = _initial_cov(rwmh_scale, p)
-    else:
-        init_cov = jnp.asarray(proposal_cov, dtype=jnp.result_type(float))
-        if init_cov.shape != (p, p) or not bool(
-            jnp.all(jnp.isfinite(jnp.linalg.cholesky(init_cov)))
-        ):
-            raise ValueError(
-                f"`proposal_cov` must be a symmetric positive-definite ({p}, {p}) matrix. "
-                f"Got shape {tuple(init_cov.shape)}"
-                + (" that is not positive definite." if init_cov.shape == (p, p) else ".")
-            )
+    init_cov = _proposal_cov(proposal_cov, rwmh_scale, p)
     step = _build_da_step(logdensity_cheap, logdensity_exact)
     k_warm, k_samp = jax.random.split(key)
     warm_keys = jax.random.split(k_warm, num_chains)

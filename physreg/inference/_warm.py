@@ -37,9 +37,9 @@ from ._mcmc import (
     _adaptive_rw_warmup,
     _as_key,
     _check_counts,
-    _initial_cov,
     _over_chains,
     _Phases,
+    _proposal_cov,
 )
 
 __all__ = ["WarmState", "run_warm_rwmh"]
@@ -111,16 +111,7 @@ def run_warm_rwmh(
         raise ValueError(f"`z_init` must have shape (p,) or (num_chains, p) = ({num_chains}, p)"
                          f" with p >= 1. Got shape {tuple(jnp.shape(z_init))} instead.")
     p = z0.shape[1]
-    if proposal_cov is None:
-        init_cov = _initial_cov(rwmh_scale, p)
-    else:
-        init_cov = jnp.asarray(proposal_cov, dtype=jnp.result_type(float))
-        if init_cov.shape != (p, p) or not bool(
-                jnp.all(jnp.isfinite(jnp.linalg.cholesky(init_cov)))):
-            raise ValueError(f"`proposal_cov` must be a symmetric positive-definite ({p}, {p}) "
-                             f"matrix; got shape {tuple(init_cov.shape)}"
-                             + (" that is not positive definite." if init_cov.shape == (p, p)
-                                else "."))
+    init_cov = _proposal_cov(proposal_cov, rwmh_scale, p)
     stat = (lambda a: jnp.zeros(())) if aux_stat is None else aux_stat
     step = _build_step(logdensity_aux)
     k_warm, k_samp = jax.random.split(key)
