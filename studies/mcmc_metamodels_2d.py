@@ -71,12 +71,14 @@ def main():
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--only", default="")
+    ap.add_argument("--tag", default="", help="suffix of the output files")
     args = ap.parse_args()
     obs, cov = physreg.datasets.load_example("fkpp2d_poisson")
     plan = [("solver_nuts", "solver", None),
             ("hyperpinn_nuts", "hyperpinn", MM / "2d_full_log"),
             ("lora_nuts", "lora", MM / "2d_lora_log"),
-            ("hyperpinn_linear_nuts", "hyperpinn", MM / "2d_full")]
+            ("hyperpinn_linear_nuts", "hyperpinn", MM / "2d_full"),
+            ("hyperpinn_long_nuts", "hyperpinn", MM / "2d_full_log_long")]
     only = [s for s in args.only.split(",") if s]
     results, draws = {"settings": vars(args), "runs": {}}, {}
     for name, fwd, mm in plan:
@@ -96,11 +98,12 @@ def main():
                 "rel_l2_median": rec["rel_l2_median"], "rel_l2_p95": rec["rel_l2_p95"],
                 "obs_rel_l2_median": rec["obs_rel_l2_median"]}
     compare_to_reference(results["runs"], draws, NAMES)
-    (OUT / "mcmc_metamodels_2d.json").write_text(json.dumps(results, indent=2, default=float))
-    write_md(results)
+    stem = "mcmc_metamodels_2d" + (f"_{args.tag}" if args.tag else "")
+    (OUT / f"{stem}.json").write_text(json.dumps(results, indent=2, default=float))
+    write_md(results, stem)
 
 
-def write_md(results):
+def write_md(results, stem="mcmc_metamodels_2d"):
     runs = results["runs"]
     st = results["settings"]
     L = ["# MCMC through 2-D metamodels vs the solver (bundled fkpp2d_poisson data, one run)", "",
@@ -120,7 +123,7 @@ def write_md(results):
                      f"samples; targets met: {r['targets_met']}.")
     L += ["", "Reproduce: `python studies/metamodel_quality_2d.py && python "
           "studies/mcmc_metamodels_2d.py`."]
-    (OUT / "mcmc_metamodels_2d.md").write_text("\n".join(L) + "\n")
+    (OUT / f"{stem}.md").write_text("\n".join(L) + "\n")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ def variants(steps):
                                        "hyper_width": 96}},
         "lora": {**base, "kind": "lora"},
         "full_log": {**base, "arch": {"output": "log"}, "loss_scale": "sqrt"},
+        "full_log_long": {**base, "steps": 3 * steps, "arch": {"output": "log"},
+                          "loss_scale": "sqrt"},
         "lora_log": {**base, "kind": "lora", "arch": {"output": "log"}, "loss_scale": "sqrt"},
     }
 
