@@ -51,6 +51,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from metamodel_quality import time_forward_and_gradient  # same folder (run as a script)
 
 import physreg
 from physreg.metamodels import (
@@ -142,18 +143,7 @@ def solver_at_obs(setup, theta, obs, grid=None):
 
 def eval_speed(model, theta, obs, n=1000):
     t, x, y = (np.asarray(obs[c].values, float) for c in ("time", "x", "y"))
-    f = jax.jit(lambda th: model.evaluate(th, t, x, y).sum())
-    g = jax.jit(jax.grad(lambda th: model.evaluate(th, t, x, y).sum()))
-    th = jax.numpy.asarray(theta)
-    out = {}
-    for name, fn in (("forward_s", f), ("gradient_s", g)):
-        jax.block_until_ready(fn(th))
-        t0 = time.perf_counter()
-        for _ in range(n):
-            r = fn(th)
-        jax.block_until_ready(r)
-        out[name] = (time.perf_counter() - t0) / n
-    return out
+    return time_forward_and_gradient(lambda th: model.evaluate(th, t, x, y).sum(), theta, n)
 
 
 def main():
@@ -263,16 +253,7 @@ def solver_speed_at_obs(setup, obs, th0, n=50):
         p = {**setup.rates(th), "ic_x": cx, "ic_y": cy, "ic_width": w, "ic_mass": m}
         return op.apply(solver.solve(p, ts, cov=cov)).sum()
 
-    out = {}
-    for name, fn in (("forward_s", jax.jit(f)), ("gradient_s", jax.jit(jax.grad(f)))):
-        th = jax.numpy.asarray(th0)
-        jax.block_until_ready(fn(th))
-        t0 = time.perf_counter()
-        for _ in range(n):
-            r = fn(th)
-        jax.block_until_ready(r)
-        out[name] = (time.perf_counter() - t0) / n
-    return out
+    return time_forward_and_gradient(f, th0, n)
 
 
 def _dll(v, which):
