@@ -146,21 +146,7 @@ class FKPPSetup(_Box):
     ic: tuple[float, float, float] = (2.0, 0.3, 0.5)
 
     def __post_init__(self):
-        names = tuple(self.names)
-        if not names or any(n not in _RATES for n in names) or len(set(names)) != len(names):
-            raise ValueError(f"FKPPSetup.names must be distinct names from {_RATES}, got {names!r}.")
-        if len(self.lower) != len(names) or len(self.upper) != len(names):
-            raise ValueError(f"FKPPSetup.lower/upper need one value per name {names}, got "
-                             f"{self.lower!r} and {self.upper!r}.")
-        for n, a, b in zip(names, self.lower, self.upper, strict=True):
-            if not (np.isfinite(a) and np.isfinite(b) and a < b):
-                raise ValueError(f"FKPPSetup box for {n!r} must have lower < upper, got ({a}, {b}).")
-            if n in _LOG_SCALED and a <= 0:
-                raise ValueError(f"FKPPSetup box for {n!r} must be positive, got ({a}, {b}).")
-        missing = [n for n in _RATES if n not in names and n not in dict(self.fixed)]
-        if missing:
-            raise ValueError(f"FKPPSetup: rates {missing} are neither in `names` nor `fixed`; "
-                             f"e.g. fixed=(('gamma', 1.0),).")
+        self._check_box(_RATES)
         if not self.domain[0] < self.domain[1] or not self.t0 < self.t_max:
             raise ValueError(f"FKPPSetup: need domain[0] < domain[1] and t0 < t_max, got "
                              f"domain={self.domain}, t0={self.t0}, t_max={self.t_max}.")
