@@ -124,3 +124,58 @@ def test_heat_kernel_2d_is_the_introduction_at_t0_with_no_flux_walls():
     gx = jax.vmap(jax.grad(H, 1), (None, 0, 0))(2.0, jnp.array([0.0, 6.0]), jnp.array([0.5, 2.0]))
     gy = jax.vmap(jax.grad(H, 2), (None, 0, 0))(2.0, jnp.array([3.0, 1.0]), jnp.array([-1.0, 4.0]))
     np.testing.assert_array_less(np.abs(np.concatenate([np.asarray(gx), np.asarray(gy)])), 1e-12)
+
+
+def test_heat_ansatz_with_a_growth_covariate_takes_the_local_rate():
+    """2-D, covariate in r: at t0 the ansatz is the introduction; later, at a covariate grid
+    node (where the bilinear interpolation is exact), its spread is the saturated heat kernel
+    with the local r(x) = model.fields(...) there, and with r_elevation = 0 it is the
+    constant-rate spread."""
+    obs, cov = physreg.datasets.load_example("fkpp2d_poisson")
+    est = physreg.PINNEstimator(likelihood=physreg.likelihoods.Poisson(kappa=10.0),
+                                growth_covariates=("elevation",), initial="gaussian", t0=0.0,
+                                hard_ic="heat", width=8, depth=2, modes=3, n_collocation=64,
+                                n_adam=2, n_lbfgs=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(obs, cov)
+    res = est.pinn_
+    prob, space, sc = res.problem, est.space_, res.problem.scales
+    assert prob.network.kind == "heat" and prob.network.cov_values is not None
+    theta = {n: float(est.params_.sel(param=n)) for n in space.free}
+    theta.update(D=0.8, r=1.1, gamma=1.0, r_elevation=-0.4, ic_x=4.0, ic_y=6.0, ic_width=0.5,
+                 ic_mass=5.0)
+    model = est.model_
+
+    def spread(th, pts):
+        z = space.pack(th)
+        params = prob.jinns_params(Variables(nn=res.variables.nn, theta=z), z)
+        return np.asarray(jax.vmap(lambda q: prob.network.spread(q, params))(pts))
+
+    xg, yg = np.asarray(cov.x.values), np.asarray(cov.y.values)
+    ix, iy = [1, len(xg) // 3, len(xg) // 2], [2, len(yg) // 2, len(yg) - 2]
+    xs, ys = xg[ix], yg[iy]
+    elev = np.asarray(cov["elevation"].transpose("y", "x").values)[iy, ix]
+    for tau in (0.0, 0.4 * sc.T, sc.T):
+        pts = jnp.asarray([[tau / sc.T, (x - sc.lower[0]) / sc.length[0],
+                            (y - sc.lower[1]) / sc.length[1]] for x, y in zip(xs, ys)])
+        D, r, gamma = model.fields(theta, {"elevation": jnp.asarray(elev)})
+        H0 = heat_introductions(model.initial, theta, (jnp.asarray(xs), jnp.asarray(ys)), tau,
+                                D, sc.lower, sc.length)
+        expected = np.asarray(saturated_growth(H0, tau, r, gamma))
+        np.testing.assert_allclose(spread(theta, pts), expected, rtol=1e-10, atol=1e-14)
+        assert len(np.unique(np.round(np.asarray(r), 6))) == 3     # the rate does vary
+        flat = dict(theta, r_elevation=0.0)
+        H0f = heat_introductions(model.initial, flat, (jnp.asarray(xs), jnp.asarray(ys)), tau,
+                                 0.8, sc.lower, sc.length)
+        np.testing.assert_allclose(spread(flat, pts),
+                                   np.asarray(saturated_growth(H0f, tau, 1.1, 1.0)),
+                                   rtol=1e-10, atol=1e-14)
+    # the network output at t0 is the introduction (u_hat scaled, + eps)
+    pts0 = jnp.asarray([[0.0, (x - sc.lower[0]) / sc.length[0], (y - sc.lower[1]) / sc.length[1]]
+                        for x, y in zip(xs, ys)])
+    z = space.pack(theta)
+    f = scalar_network(prob.network, prob.jinns_params(Variables(nn=res.variables.nn, theta=z), z))
+    u0 = np.asarray(jax.vmap(f)(pts0)) * sc.u
+    np.testing.assert_allclose(u0, np.asarray(model.initial.evaluate(theta, (ys, xs))),
+                               rtol=1e-6, atol=1e-6)

@@ -266,8 +266,10 @@ class Ansatz(eqx.Module):
       mirror images about the no-flux ends), grown and saturated as the logistic ODE does,
       ``S = H0 e^{r tau} / (1 + gamma H0 (e^{r tau} - 1) / r)``. ``S(t0) = u0`` (up to the
       images' tails), ``S -> H0 e^{r tau}`` (the exact linear solution) while ``u << r / gamma``;
-      ``D`` shapes the spread in the ansatz itself and the network only corrects it. Constant
-      ``D`` and ``r`` only (no covariates).
+      ``D`` shapes the spread in the ansatz itself and the network only corrects it. With
+      covariates, ``D``, ``r`` and ``gamma`` are taken at the point (``cov_axes``,
+      ``cov_values`` as in :class:`ReactionDiffusionPDE`): ``S`` is then the local
+      (WKB-like) approximation, exact for constant rates, and the network corrects the rest.
 
     The network computes in the dtype of its weights (float32 weights: float32 arithmetic);
     points are cast to it and ``N`` cast back to the points' dtype.
@@ -279,6 +281,8 @@ class Ansatz(eqx.Module):
     initial: object = eqx.field(static=True, default=None)
     eps: float = eqx.field(static=True, default=1e-8)
     model: object = eqx.field(static=True, default=None)
+    cov_axes: tuple = ()
+    cov_values: jax.Array | None = None
 
     def raw(self, inputs, params):
         leaves = jax.tree.leaves(params.nn_params)
@@ -299,7 +303,11 @@ class Ansatz(eqx.Module):
     def spread(self, inputs, params):
         """``S`` (user units) of ``kind="heat"`` at the unit-box point ``inputs``."""
         eq = params.eq_params
-        D, r, gamma = self.model.fields(eq, {})
+        cov = {}
+        if self.model.covariates:
+            z = interp_linear(self.cov_axes, self.cov_values, inputs[1:])
+            cov = {c: z[k] for k, c in enumerate(self.model.covariates)}
+        D, r, gamma = self.model.fields(eq, cov)
         tau = inputs[0] * self.scales.T
         xs = tuple(self.scales.space_to_user(inputs[1:]))
         H0 = heat_introductions(self.initial, eq, xs, tau, D, self.scales.lower,

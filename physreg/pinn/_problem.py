@@ -370,7 +370,7 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
         penalising the mismatch at t0. ``"heat"``: the ansatz also carries the introductions'
         linearised spread with the current ``D``, ``r``, ``gamma`` (heat kernel with mirror
         images, logistic saturation; ``Ansatz(kind="heat")``), the network only corrects it;
-        constant ``D`` and ``r`` only.
+        with covariates the rates are taken at each point (a local approximation).
 
     Returns
     -------
@@ -437,11 +437,11 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
     raw, weights = make_network(kn, model.ndim, width=width, depth=depth, features=features,
                                 modes=modes, dtype=dtype)
     kind = "soft" if ic_kind != "hard" else ("heat" if hard_ic == "heat" else "hard")
-    if kind == "heat" and (model.D.covariates or model.r.covariates):
-        raise NotImplementedError("hard_ic='heat' needs constant D and r (no covariates).")
+    heat = kind == "heat"
     network = Ansatz(raw, kind=kind, scales=scales,
                      initial=model.initial if ic_kind == "hard" else None,
-                     model=model if kind == "heat" else None)
+                     model=model if heat else None,
+                     cov_axes=cov_axes if heat else (), cov_values=cov_values if heat else None)
     problem = PINNProblem(network=network, pde=pde, likelihood=likelihood, space=space,
                           scales=scales, ic_kind=ic_kind, bc_kind=bc_kind,
                           penalty_weight=penalty_weight)
