@@ -9,6 +9,7 @@ Variants (each trained here, from scratch, with the budget shown in the output):
 - ``full_supervised``: full HyperPINN trained on finite-volume solutions (512 Sobol theta,
   40 times x 128 sites);
 - ``lora_supervised``: low-rank variant (rank 4), same data and steps;
+- ``lora_supervised_long``: the low-rank variant trained three times longer (3 x ``--steps``);
 - ``full_residual``: full HyperPINN trained on the PDE residual only (no solver call), the
   physics-only HyperPINN; time-limited;
 - ``full_supervised+residual``: supervised data plus the residual (weight 1e-3), time-limited;
@@ -56,6 +57,9 @@ def variants(steps, budget):
     return {
         "full_supervised": dict(kind="full", data_weight=1.0, residual_weight=0.0, steps=steps),
         "lora_supervised": dict(kind="lora", data_weight=1.0, residual_weight=0.0, steps=steps),
+        # the same, trained three times longer (cosine decay over the longer run)
+        "lora_supervised_long": dict(kind="lora", data_weight=1.0, residual_weight=0.0,
+                                     steps=3 * steps),
         "full_residual": dict(kind="full", data_weight=0.0, residual_weight=1.0, steps=steps,
                               time_budget=budget, time_power=2.0, batch_points=256),
         "full_supervised+residual": dict(kind="full", data_weight=1.0, residual_weight=1e-3,
