@@ -100,7 +100,9 @@ def test_nuts_recovers_gaussian_moments(nuts_result):
     assert np.all(r.n_evals["gradient"] >= 800)
     assert r.n_evals["gradient"][0] > r.sample_stats["n_steps"][0].sum()
     assert r.tuning["step_size"].shape == (4,)
-    assert set(r.timing) == {"compile_s", "warmup_s", "sampling_s"}
+    assert set(r.timing) == {"compile_s", "warmup_s", "sampling_s", "warmup_cpu_s",
+                             "sampling_cpu_s"}
+    assert r.timing["sampling_cpu_s"] > 0
     assert np.all(diag.rhat(r.samples) < 1.01)
 
 

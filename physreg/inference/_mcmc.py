@@ -79,8 +79,11 @@ class MCMCResult:
       walks), `lp_cheap`, `stage1_accepted` (delayed acceptance), `loglik` (SMC).
     - `sampler`: `"nuts"`, `"rwmh"`, `"smc"` or `"delayed_acceptance"`.
     - `log_evidence`: SMC estimate of `log p(y)` (see :func:`run_mcmc`), else `None`.
-    - `timing`: seconds, `{"compile_s", "warmup_s", "sampling_s"}`. Run times exclude
-      compilation (each phase is compiled ahead of time and timed separately).
+    - `timing`: seconds, `{"compile_s", "warmup_s", "sampling_s"}` (wall clock) and
+      `{"warmup_cpu_s", "sampling_cpu_s"}` (CPU time of this process, all threads: on a
+      machine shared with other jobs the wall-clock time grows with their load, the CPU
+      time much less, so the two together tell a slow run from a contended one). Run times
+      exclude compilation (each phase is compiled ahead of time and timed separately).
     - `n_evals`: dict of per-chain `(chain,)` integer arrays of function evaluations,
       warm-up included, where the count is known: `"logdensity"`, `"gradient"` (NUTS),
       `"loglik"` (SMC, by construction of the algorithm), `"logdensity_cheap"`,
@@ -146,7 +149,8 @@ class _Phases:
     """
 
     def __init__(self, progress: bool, total: int, label: str, compiler_options=None):
-        self.timing = {"compile_s": 0.0, "warmup_s": 0.0, "sampling_s": 0.0}
+        self.timing = {"compile_s": 0.0, "warmup_s": 0.0, "sampling_s": 0.0,
+                       "warmup_cpu_s": 0.0, "sampling_cpu_s": 0.0}
         self.compiler_options = dict(compiler_options) if compiler_options else None
         self._bar = None
         if progress and sys.stderr.isatty():
@@ -162,9 +166,10 @@ class _Phases:
         return compiled
 
     def run(self, phase: str, compiled, *args):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = jax.block_until_ready(compiled(*args))
         self.timing[f"{phase}_s"] += time.perf_counter() - t0
+        self.timing[f"{phase}_cpu_s"] += time.process_time() - c0
         self._tick(phase)
         return out
 
