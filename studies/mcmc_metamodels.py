@@ -9,8 +9,9 @@ estimator's default on the unconstrained scale over the box D in [0.05, 0.2], r 
 Runs (4 chains each; times exclude compilation; ESS = min over D, r, sigma of bulk ESS):
 
 - ``solver_nuts``: the reference posterior (256-cell finite-volume solver, NUTS);
-- ``hyperpinn_nuts``, ``lora_nuts``: NUTS through the metamodels trained by
-  ``studies/metamodel_quality.py`` (``full_supervised``, ``lora_supervised``);
+- ``hyperpinn_nuts``, ``lora_nuts``, ``lora_long_nuts``: NUTS through the metamodels trained
+  by ``studies/metamodel_quality.py`` (``full_supervised``, ``lora_supervised`` and
+  ``lora_supervised_long``, the low-rank one trained three times longer);
 - ``solver_rwmh``: adaptive random-walk Metropolis through the solver (the peer of DA);
 - ``hyperpinn+solver``, ``lora+solver``: delayed acceptance, exact solver posterior;
 - ``pinn_rwmh`` (only with ``--with-pinn`` or ``--only pinn_rwmh``): warm-started random-walk
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
 import time
 import warnings
@@ -64,12 +66,17 @@ BOUNDS = {"D": (0.05, 0.2), "r": (0.5, 1.5)}
 def fit_and_record(est, names, *fit_args):
     """Fit an MCMCEstimator (warnings recorded) and summarise its run: ESS, R-hat, ESS/s of
     the sampling phase (and with warm-up), posterior mean / sd / 95 % interval per parameter.
+    The machine's 1-minute load average before and after the fit is recorded with the CPU
+    time of the sampling phase (ESS per CPU second): a wall-clock ratio measured while other
+    jobs share the cores is only as good as their load was steady.
     Returns (record, {name: flat draws})."""
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         est.fit(*fit_args)
     wall = time.perf_counter() - t0
+    load1 = os.getloadavg()[0]
     res = est.result_
     post = est.posterior_["posterior"]
     draws = {n: post[n].values.ravel() for n in names}
@@ -79,6 +86,8 @@ def fit_and_record(est, names, *fit_args):
            "ess_bulk_min": ess, "r_hat_max": max(summ[n]["r_hat"] for n in names),
            "ess_per_s_sampling": ess / res.timing["sampling_s"],
            "ess_per_s_warmup_sampling": ess / (res.timing["sampling_s"] + res.timing["warmup_s"]),
+           "ess_per_cpu_s_sampling": ess / res.timing["sampling_cpu_s"],
+           "loadavg_1min_before_after": [load0, load1],
            "summary_unconstrained": summ,
            "mean": {n: float(draws[n].mean()) for n in names},
            "sd": {n: float(draws[n].std(ddof=1)) for n in names},
@@ -113,6 +122,9 @@ def compare_to_reference(runs, draws, names, ref_name="solver_nuts"):
         r["ess_per_s_ratio_vs_solver_nuts"] = r["ess_per_s_sampling"] / ref["ess_per_s_sampling"]
         r["ess_per_s_ratio_vs_solver_nuts_warmup_sampling"] = (
             r["ess_per_s_warmup_sampling"] / ref["ess_per_s_warmup_sampling"])
+        if "ess_per_cpu_s_sampling" in r and "ess_per_cpu_s_sampling" in ref:
+            r["ess_per_cpu_s_ratio_vs_solver_nuts"] = (r["ess_per_cpu_s_sampling"]
+                                                       / ref["ess_per_cpu_s_sampling"])
         r["targets_met"] = {
             "mean_within_0.1_sd": all(c["mean_diff_over_sd"] <= 0.1 for c in cmp.values()),
             "ci95_endpoints_within_0.2_sd": all(
@@ -128,16 +140,22 @@ def compare_to_reference(runs, draws, names, ref_name="solver_nuts"):
 def table_lines(runs, names, ref_name="solver_nuts"):
     """The speed table and the posterior-agreement table (markdown lines)."""
     ref = runs[ref_name]
+    nan = float("nan")
     L = ["| run | draws/chain | ESS | sampling s | ESS/s (sampling) | ratio vs solver-NUTS | "
-         "ESS/s (warm-up+sampling) | ratio | R-hat max |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "ESS/s (warm-up+sampling) | ratio | ESS per CPU s (sampling) | ratio | load avg "
+         "before/after | R-hat max |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in runs.items():
+        load = r.get("loadavg_1min_before_after", [nan, nan])
+        cpu_ratio = r.get("ess_per_cpu_s_ratio_vs_solver_nuts", 1.0 if name == ref_name else nan)
         L.append(f"| {name} | {r['num_samples_per_chain']} | {r['ess_bulk_min']:.0f} | "
                  f"{r['timing']['sampling_s']:.1f} | {r['ess_per_s_sampling']:.1f} | "
                  f"{r.get('ess_per_s_ratio_vs_solver_nuts', 1.0):.1f} | "
                  f"{r['ess_per_s_warmup_sampling']:.1f} | "
                  f"{r.get('ess_per_s_ratio_vs_solver_nuts_warmup_sampling', 1.0):.1f} | "
-                 f"{r['r_hat_max']:.3f} |")
+                 f"{r.get('ess_per_cpu_s_sampling', nan):.1f} | "
+                 f"{cpu_ratio:.1f} | "
+                 f"{load[0]:.1f} / {load[1]:.1f} | {r['r_hat_max']:.3f} |")
     L += ["", "Posterior vs solver-NUTS (|mean diff| / sd; 95 % CI endpoint diffs / sd; "
           "Wasserstein / sd). Targets: 0.1, 0.2.", "",
           "| run | param | mean | sd | mean diff/sd | MC s.e. of diff/sd | lo diff/sd | hi diff/sd "
@@ -202,6 +220,7 @@ def main():
     plan = [("solver_nuts", "solver", "nuts", None),
             ("hyperpinn_nuts", "hyperpinn", "nuts", MM / "full_supervised"),
             ("lora_nuts", "lora", "nuts", MM / "lora_supervised"),
+            ("lora_long_nuts", "lora", "nuts", MM / "lora_supervised_long"),
             ("solver_rwmh", "solver", "rwmh", None),
             ("hyperpinn+solver", "hyperpinn+solver", "rwmh", MM / "full_supervised"),
             ("lora+solver", "lora+solver", "rwmh", MM / "lora_supervised"),
@@ -244,7 +263,9 @@ def write_md(results, stem="mcmc_metamodels"):
     runs = results["runs"]
     L = ["# MCMC through metamodels vs the solver (bundled 1-D data, one run)", "",
          "Free D, r, sigma; 4 chains; ESS = min bulk ESS over the three; times exclude "
-         "compilation. Reference: solver NUTS.", ""]
+         "compilation. Reference: solver NUTS. ESS/s is per wall-clock second; ESS per CPU s "
+         "divides by the process's CPU time instead (less sensitive to other jobs on the "
+         "machine, whose 1-minute load average before and after each fit is shown).", ""]
     L += table_lines(runs, NAMES)
     L += [""]
     for name, r in runs.items():
