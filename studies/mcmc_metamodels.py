@@ -93,6 +93,15 @@ def fit_and_record(est, names, *fit_args):
            "sd": {n: float(draws[n].std(ddof=1)) for n in names},
            "ci95": {n: np.quantile(draws[n], [0.025, 0.975]).tolist() for n in names},
            "warnings": sorted({str(x.message)[:160] for x in w})}
+    if res.sampler == "nuts" and "n_steps" in res.sample_stats:
+        # chains run in lock step (vmap): a sampling iteration costs the longest trajectory of
+        # the chains, so the seconds per lock-step leapfrog step are the cost of one gradient of
+        # all chains (plus NUTS's own work), apart from how many steps the sampler takes
+        steps = np.asarray(res.sample_stats["n_steps"])
+        lock = float(steps.max(0).sum())
+        out["nuts"] = {"steps_per_draw_mean": float(steps.mean()),
+                       "lockstep_steps": lock,
+                       "s_per_lockstep_step": res.timing["sampling_s"] / lock}
     return out, draws
 
 
@@ -277,6 +286,11 @@ def write_md(results, stem="mcmc_metamodels"):
                      f"break-even "
                      f"{r.get('break_even_effective_samples', float('nan')):.0f} effective "
                      "samples.")
+        if "nuts" in r:
+            q = r["nuts"]
+            L.append(f"- {name}: NUTS {q['steps_per_draw_mean']:.2f} leapfrog steps per draw "
+                     f"(mean over chains), {q['lockstep_steps']:.0f} lock-step steps of the "
+                     f"4 chains, {1e6 * q['s_per_lockstep_step']:.0f} us each.")
         if "pinn" in r:
             q = r["pinn"]
             L.append(f"- {name}: first training {q['first_training_s']:.0f} s (physics loss "
