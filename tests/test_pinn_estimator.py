@@ -220,3 +220,43 @@ def test_accurate_fit_bundled_1d(data):
     est = PINNEstimator(initial="first", random_state=0).fit(data)
     assert float(est.params_.sel(param="D")) == pytest.approx(truth["D"], rel=0.05)
     assert float(est.params_.sel(param="r")) == pytest.approx(truth["r"], rel=0.05)
+
+
+
+def test_heldout_residual_flags_a_network_fitted_to_its_collocation_points(data, fitted):
+    """8 collocation points for ~400 weights: the residual is small at the points and large
+    elsewhere (seed 0: 65x after 200 + 200 steps); the fit warns and says what to do."""
+    assert np.isfinite(fitted.residual_rms_heldout_) and fitted.residual_rms_heldout_ > 0
+    est = PINNEstimator(initial="first", width=16, depth=2, modes=4, n_collocation=8,
+                        n_adam=200, n_lbfgs=200, random_state=0)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        est.fit(data)
+    assert est.residual_rms_heldout_ > 10.0 * est.residual_rms_
+    assert any("fresh points" in str(x.message) and "n_collocation" in str(x.message) for x in w)
+    with pytest.raises(ValueError, match="resample"):
+        PINNEstimator(**TINY, resample="yes").fit(data)
+
+
+def test_fresh_collocation_points_cover_the_box_with_the_time_law():
+    """Resampled points: as many as before, in the unit box (times up to 1 + time_margin,
+    distributed as (1 + margin) s^power), new for each key, the same for the same key."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from physreg.pinn._train import Schedule, fresh_collocation
+
+    class Data(eqx.Module):    # the one field fresh_collocation replaces
+        colloc: jax.Array
+
+    sch = Schedule(time_power=2.0, time_margin=0.1)
+    d = Data(colloc=jnp.zeros((20000, 3)))
+    a = np.asarray(fresh_collocation(d, jax.random.PRNGKey(1), sch).colloc)
+    b = np.asarray(fresh_collocation(d, jax.random.PRNGKey(1), sch).colloc)
+    c = np.asarray(fresh_collocation(d, jax.random.PRNGKey(2), sch).colloc)
+    assert a.shape == (20000, 3) and np.array_equal(a, b) and not np.allclose(a, c)
+    assert a[:, 1:].min() >= 0 and a[:, 1:].max() <= 1 and a[:, 0].max() <= 1.1
+    # P(t' <= 1.1 q^2) = q: the median time is 1.1 / 4
+    assert np.median(a[:, 0]) == pytest.approx(1.1 / 4, rel=0.03)
+    assert np.mean(a[:, 1]) == pytest.approx(0.5, abs=0.01)

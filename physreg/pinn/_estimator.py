@@ -61,6 +61,10 @@ class PINNEstimator(ReactionDiffusionEstimator):
         Network: hidden width, hidden layers, cosine modes per spatial axis of the input features.
     n_collocation : int
         Fixed Sobol collocation points (rounded to a power of 2).
+    resample : bool
+        Fresh collocation points at every Adam step and for every 500 L-BFGS iterations
+        (:class:`physreg.pinn.Schedule`). In 2-D a network with about as many weights as
+        points satisfies the PDE at the points only: check ``residual_rms_heldout_``.
     n_adam, n_lbfgs, learning_rate : training schedule (Adam with warm-up and decay, a ramp of
         the penalty weights over the first half of Adam, then L-BFGS).
     n_restarts : int
@@ -89,7 +93,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
                  boundary_value=0.0, initial="first", n_introductions=1, t0=None, fit_t0=False,
                  fixed=None, bounds=None, initial_params=None, domain=None, extras=None,
                  lambda_pde=100.0, lambda_ic=1000.0, lambda_bc=10.0, free_initial=False,
-                 width=32, depth=3, modes=8, n_collocation=1024, n_adam=2000, n_lbfgs=3000,
+                 width=32, depth=3, modes=8, n_collocation=1024, resample=False,
+                 n_adam=2000, n_lbfgs=3000,
                  learning_rate=3e-3, n_restarts=1, float32=False, hard_ic=False,
                  relative_floor=None, refit_lbfgs=500, n_boot=100, random_state=0,
                  verbose=False):
@@ -117,6 +122,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         self.depth = depth
         self.modes = modes
         self.n_collocation = n_collocation
+        self.resample = resample
         self.n_adam = n_adam
         self.n_lbfgs = n_lbfgs
         self.learning_rate = learning_rate
@@ -133,7 +139,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
     def _schedule(self) -> Schedule:
         n_adam = int(self.n_adam)
         return Schedule(n_adam=n_adam, n_lbfgs=int(self.n_lbfgs), lr=float(self.learning_rate),
-                        ramp_steps=n_adam // 2, n_warmup=min(200, max(n_adam // 10, 1)))
+                        ramp_steps=n_adam // 2, n_warmup=min(200, max(n_adam // 10, 1)),
+                        resample=bool(self.resample))
 
     def _check_hyperparameters(self):
         for name in ("width", "depth", "modes", "n_collocation", "n_restarts", "n_boot"):
@@ -154,6 +161,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
             raise ValueError(f"relative_floor must be None or a positive number, got {rf!r}.")
         if not (isinstance(self.hard_ic, bool | np.bool_) or self.hard_ic == "heat"):
             raise ValueError(f"hard_ic must be True, False or 'heat', got {self.hard_ic!r}.")
+        if not isinstance(self.resample, bool | np.bool_):
+            raise ValueError(f"resample must be True or False, got {self.resample!r}.")
         if self.fit_t0:
             raise ValueError("PINNEstimator does not fit the introduction date (fit_t0=True); "
                              "fix t0 or use SolverEstimator.")
@@ -194,6 +203,14 @@ class PINNEstimator(ReactionDiffusionEstimator):
                                and abs(tail[-1] - tail[0]) <= 1e-5 * max(1.0, abs(tail[-1])))
         self.diverged_ = res.diverged
         self.residual_rms_ = res.residual_rms()
+        self.residual_rms_heldout_ = res.residual_rms_heldout()
+        if self.residual_rms_heldout_ > 3.0 * max(self.residual_rms_, 1e-3):
+            warnings.warn(
+                f"The PDE residual at fresh points (rms {self.residual_rms_heldout_:.3g}) is "
+                f"{self.residual_rms_heldout_ / max(self.residual_rms_, 1e-12):.0f}x that at "
+                f"the collocation points ({self.residual_rms_:.3g}): the network satisfies the "
+                "physics only where it is checked. Raise n_collocation or set resample=True.",
+                UserWarning, stacklevel=2)
         self.fit_time_ = _time.perf_counter() - t_start
         if res.diverged:
             warnings.warn("PINN training diverged (non-finite losses); estimates are unreliable.",

@@ -51,8 +51,11 @@ class Schedule:
         it, a strong penalty from step 0 lets theta collapse toward the trivial solution
         (u constant in time: r, D -> 0) before the network has learnt anything.
     resample, time_power : draw fresh uniform collocation points at every Adam step (times
-        ``s ** time_power``); otherwise the fixed points of ``data.colloc`` are used. L-BFGS
-        always uses the fixed points (it needs one deterministic objective).
+        ``s ** time_power``) and for every ``chunk`` of L-BFGS iterations after the first (the
+        L-BFGS memory restarts with each new set: within a chunk the objective is fixed);
+        otherwise the fixed points of ``data.colloc`` are used throughout. A network with about
+        as many weights as collocation points (2-D: 3 inputs) can satisfy the PDE at the points
+        only; fresh points keep it honest (``PINNEstimator.residual_rms_heldout_`` measures it).
     """
 
     n_adam: int = 2000
@@ -159,10 +162,7 @@ def adam_step(problem: PINNProblem, state: TrainState, data: PINNData, schedule:
     lam = data.lambdas * schedule.lambda_factor(state.step)
     ramped = eqx.tree_at(lambda d: d.lambdas, data, lam)
     if schedule.resample:
-        pts = jax.random.uniform(jax.random.fold_in(state.key, state.step), data.colloc.shape,
-                                 data.colloc.dtype)
-        pts = pts.at[:, 0].set((1.0 + schedule.time_margin) * pts[:, 0] ** schedule.time_power)
-        ramped = eqx.tree_at(lambda d: d.colloc, ramped, pts)
+        ramped = fresh_collocation(ramped, jax.random.fold_in(state.key, state.step), schedule)
     (loss, terms), grads = eqx.filter_value_and_grad(problem.loss_terms, has_aux=True)(
         state.variables, ramped)
     updates, opt_state = opt.update(grads, state.adam_state, state.variables)
@@ -222,11 +222,29 @@ def _compiled(kind: str, n: int, batched: bool):
     return _COMPILED[key]
 
 
+def uniform_collocation(key, n: int, dim: int, schedule: Schedule, dtype=jnp.float64):
+    """``n`` uniform points of the unit box ``(t', x'[, y'])`` with times ``(1 + time_margin)
+    s ** time_power`` (denser early, as the fixed Sobol points)."""
+    pts = jax.random.uniform(key, (n, dim), dtype)
+    return pts.at[:, 0].set((1.0 + schedule.time_margin) * pts[:, 0] ** schedule.time_power)
+
+
+def fresh_collocation(data: PINNData, key, schedule: Schedule) -> PINNData:
+    """``data`` with as many new collocation points (:func:`uniform_collocation`)."""
+    n, dim = data.colloc.shape
+    pts = uniform_collocation(key, n, dim, schedule, data.colloc.dtype)
+    return eqx.tree_at(lambda d: d.colloc, data, pts)
+
+
 def _run(kind, total, problem, state, data, schedule, batched, callback=None):
     chunks = []
     done = 0
     while done < total:
         n = min(schedule.chunk, total - done)
+        if kind == "lbfgs" and schedule.resample and done > 0 and not batched:
+            data = fresh_collocation(data, jax.random.fold_in(state.key, 10**6 + done), schedule)
+            state = eqx.tree_at(lambda s: s.lbfgs_state, state,
+                                schedule.lbfgs().init(_upcast(state.variables)))
         state, info = _compiled(kind, n, batched)(problem, state, data, schedule)
         chunks.append(info)
         done += n
