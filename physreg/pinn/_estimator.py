@@ -75,7 +75,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
         Build fitted Gaussian introductions into the network exactly (``initial="gaussian"``)
         instead of penalising the mismatch at t0 (see :func:`physreg.pinn.build_problem`).
         ``"heat"``: the ansatz also carries the introductions' linearised spread with the
-        current ``D``, ``r`` (heat kernel, logistic saturation); the network corrects it.
+        current ``D``, ``r`` (heat kernel, logistic saturation; with covariates, the rates at
+        each point); the network corrects it.
         1-D yardstick, 20 replicates: D RMSE 10% (bias -7%; ``True``: D -> 0.002).
     relative_floor : float or None
         Divide the PDE residual by ``u_hat + relative_floor`` (weights the leading edge of a
