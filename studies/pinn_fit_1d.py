@@ -40,7 +40,9 @@ def timed_fit(est, *args):
     wall = time.perf_counter() - t
     p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
     return p, {"fit_seconds": wall, "timings": est.pinn_.timings, "loss": est.loss_,
-               "residual_rms": est.residual_rms_, "converged": est.converged_,
+               "residual_rms": est.residual_rms_,
+               "residual_rms_heldout": getattr(est, "residual_rms_heldout_", None),
+               "converged": est.converged_,
                "host": platform.node()}
 
 
