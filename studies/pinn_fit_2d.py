@@ -21,10 +21,35 @@ Measured with the defaults (2000 Adam + 3000 L-BFGS, 32 x 3 network, lambda_pde 
 8 minutes each on the shared 2-core machine): both fail. ``gaussian``: D = 0.021 (truth 1),
 r = 1.41, gamma = 1.54, r_elevation = -0.125, and the introduction widens (width 1.6 vs 0.5,
 mass 0.35 vs 5); ``free``: D = 0.027, r = 1.30, gamma = 1.26, r_elevation = -0.19. The solver
-MLE on the same data is within 5% for D, r, gamma (r_elevation -0.355). The failure is the
-1-D one, stronger: a small D and an initial state shaped to fit the counts give a network
-whose front moves by growth rather than diffusion, at a residual cost (rms ~0.01) that the
-penalty weight does not make worth avoiding with 300 sparse counts.
+MLE on the same data is within 5% for D, r, gamma (r_elevation -0.355).
+
+With the heat-kernel ansatz (``--opt hard_ic="'heat'"``, the rates taken at each point;
+rows tagged ``heat*`` in the results file, 5-11 minutes each under load 2-4):
+
+| options | D | r | gamma | r_elevation | width | residual at points / held out |
+|---|---|---|---|---|---|---|
+| lambda_pde 100 | 0.37 | 0.93 | 0.81 | -0.14 | 1.65 | 0.010 / - |
+| lambda_pde 1000, 2048 points | 0.60 | 1.05 | 1.02 | -0.17 | 1.53 | 0.0037 / - |
+| same, started at the truth | 0.003 | 1.12 | 1.11 | -0.18 | 3.16 | 0.0037 / - |
+| same + ``resample=True`` | 0.59 | 1.01 | 0.97 | -0.14 | 1.76 | 0.020 / 0.022 |
+
+r and gamma come within 3-5% of the truth; D stays 40% low and r_elevation half its size.
+Two findings explain it:
+
+- **The network fitted its collocation points.** With 2048 fixed points in (t, x, y) and
+  ~2500 weights, the residual at 16384 fresh points was 0.035 and 0.105 against 0.0015 and
+  0.0036 at the points (scratch fits, last layer started at zero, lambda_pde 10000 and
+  lambda_pde 1000 with relative_floor 0.05: D 0.52 and 0.38). ``resample=True`` (fresh
+  points every Adam step and every 500 L-BFGS iterations) closes the gap (0.020 vs 0.022) but
+  then shows that this network does not solve the 2-D problem closely (rms 0.02).
+- **D sits on a ridge the data barely resolve.** ``--solver-profile 1.0,0.8,0.6,0.54,0.4``
+  (``results/pinn_fit_2d_solver_profile.json``): the solver's NLL with D held at 0.6 is only
+  8.9 above its optimum, with the introduction widened to 1.9; the PINN lands there
+  (width 1.5-1.8). Its own data term (NLL 468.5 with resampling) is 6.5 above the solver MLE's
+  (462.1). A trade of introduction width for diffusion costs the PINN little, and its
+  residual error is larger than the signal that separates the two.
+
+Not met: the issue's "coefficients within 10%" for D and r_elevation.
 """
 
 import argparse
@@ -50,15 +75,44 @@ def solver_reference():
     return {}
 
 
+def solver_profile(d_values, obs, cov, kappa):
+    """The solver's negative log-likelihood with D held at each value (every other parameter
+    re-fitted): how strongly these data pin D, and where a PINN's (D, width) lands on it."""
+    import warnings
+
+    rows = []
+    for D in [None, *d_values]:
+        est = physreg.SolverEstimator(likelihood=Poisson(kappa=kappa),
+                                      growth_covariates=("elevation",), initial="gaussian",
+                                      t0=0.0, fixed=None if D is None else {"D": D})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(obs, cov)
+        p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+        rows.append({"D_fixed": D, "nll": est.nll_, "params": p})
+    best = rows[0]["nll"]
+    for r in rows:
+        r["delta_nll"] = r["nll"] - best
+    (OUT / "pinn_fit_2d_solver_profile.json").write_text(json.dumps(rows, indent=1))
+    for r in rows:
+        print(r["D_fixed"], round(r["delta_nll"], 2),
+              {k: round(v, 3) for k, v in r["params"].items()})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--initial", choices=("gaussian", "free"), default="free")
     ap.add_argument("--opt", action="append", default=[],
                     help="NAME=VALUE, a PINNEstimator argument (Python literal), repeatable")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--solver-profile", default=None, metavar="D1,D2,...",
+                    help="instead of a PINN fit: the solver NLL with D fixed at these values")
     a = ap.parse_args()
     obs, cov = physreg.datasets.load_example("fkpp2d_poisson")
     truth = physreg.datasets.truth_of(obs)
+    if a.solver_profile:
+        solver_profile([float(v) for v in a.solver_profile.split(",")], obs, cov, truth["kappa"])
+        return
     opts = parse_options(a.opt)
     if a.initial == "gaussian":
         ic = dict(initial="gaussian", t0=float(obs.attrs.get("t0", 0.0)))
