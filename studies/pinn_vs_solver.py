@@ -86,7 +86,8 @@ HARD_IC = {"gaussian": False, "hard": True, "heat": "heat"}   # --initial -> har
 
 def config_name(a) -> str:
     return (f"initial={a.initial};n_adam={a.n_adam};n_lbfgs={a.n_lbfgs};width={a.width};"
-            f"float32={a.float32};relative_floor={a.relative_floor}")
+            f"float32={a.float32};relative_floor={a.relative_floor}"
+            + (";resample=True" if a.resample else ""))
 
 
 def configs(a) -> dict:
@@ -110,7 +111,7 @@ def fit_one(seed, a, methods):
         "pinn": lambda: physreg.PINNEstimator(**ic, n_adam=a.n_adam, n_lbfgs=a.n_lbfgs,
                                               width=a.width, float32=a.float32,
                                               relative_floor=a.relative_floor,
-                                              random_state=seed),
+                                              resample=a.resample, random_state=seed),
     }
     rows = []
     for name in methods:
@@ -202,6 +203,8 @@ def main():
     ap.add_argument("--n-lbfgs", type=int, default=3000)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--float32", action="store_true")
+    ap.add_argument("--resample", action="store_true",
+                    help="fresh collocation points during training (PINNEstimator(resample=True))")
     ap.add_argument("--relative-floor", type=float, default=None)
     ap.add_argument("--shard", default="0/1", help="i/n: this process does seeds with index %% n == i")
     ap.add_argument("--summary-only", action="store_true")
@@ -230,7 +233,8 @@ def main():
                 f"{r['method']} D {r['D_hat']:.4f} r {r['r_hat']:.4f} ({r['fit_seconds']:.1f} s)"
                 for r in rows), flush=True)
     summary = summarize(cfgs)
-    (OUT / f"pinn_vs_solver_{a.initial}.json").write_text(json.dumps(summary, indent=1))
+    suffix = "_resample" if a.resample else ""
+    (OUT / f"pinn_vs_solver_{a.initial}{suffix}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 
 
