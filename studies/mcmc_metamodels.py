@@ -268,6 +268,19 @@ def _option(text):
     return name, ast.literal_eval(value)
 
 
+def metamodel_line(name, r, at_observations=False, suffix=""):
+    """The results-file line describing run ``name``'s metamodel (accuracy, training time,
+    break-even effective samples)."""
+    m = r["metamodel"]
+    obs = (f", at the observations {100 * m['obs_rel_l2_median']:.2f} %"
+           if at_observations else "")
+    return (f"- {name}: metamodel {m['path']} (median rel. L2 "
+            f"{100 * m['rel_l2_median']:.2f} %, p95 {100 * m['rel_l2_p95']:.2f} %{obs}), "
+            f"training {m['training_s_incl_solver_data']:.0f} s incl. solver data; break-even "
+            f"{r.get('break_even_effective_samples', float('nan')):.0f} effective "
+            f"samples{suffix}.")
+
+
 def write_md(results, stem="mcmc_metamodels"):
     runs = results["runs"]
     L = ["# MCMC through metamodels vs the solver (bundled 1-D data, one run)", "",
@@ -279,13 +292,7 @@ def write_md(results, stem="mcmc_metamodels"):
     L += [""]
     for name, r in runs.items():
         if "metamodel" in r:
-            m = r["metamodel"]
-            L.append(f"- {name}: metamodel {m['path']} (median rel. L2 "
-                     f"{100 * m['rel_l2_median']:.2f} %, p95 {100 * m['rel_l2_p95']:.2f} %), "
-                     f"training {m['training_s_incl_solver_data']:.0f} s incl. solver data; "
-                     f"break-even "
-                     f"{r.get('break_even_effective_samples', float('nan')):.0f} effective "
-                     "samples.")
+            L.append(metamodel_line(name, r))
         if "nuts" in r:
             q = r["nuts"]
             L.append(f"- {name}: NUTS {q['steps_per_draw_mean']:.2f} leapfrog steps per draw "

@@ -36,7 +36,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from mcmc_metamodels import compare_to_reference, fit_and_record, table_lines  # same folder
+from mcmc_metamodels import (  # same folder (run as a script)
+    compare_to_reference,
+    fit_and_record,
+    metamodel_line,
+    table_lines,
+)
 
 import physreg
 from physreg.likelihoods import Poisson
@@ -114,13 +119,8 @@ def write_md(results, stem="mcmc_metamodels_2d"):
     L += [""]
     for name, r in runs.items():
         if "metamodel" in r:
-            m = r["metamodel"]
-            L.append(f"- {name}: metamodel {m['path']} (median rel. L2 "
-                     f"{100 * m['rel_l2_median']:.2f} %, p95 {100 * m['rel_l2_p95']:.2f} %, "
-                     f"at the observations {100 * m['obs_rel_l2_median']:.2f} %), training "
-                     f"{m['training_s_incl_solver_data']:.0f} s incl. solver data; break-even "
-                     f"{r.get('break_even_effective_samples', float('nan')):.0f} effective "
-                     f"samples; targets met: {r['targets_met']}.")
+            L.append(metamodel_line(name, r, at_observations=True,
+                                    suffix=f"; targets met: {r['targets_met']}"))
     L += ["", "Reproduce: `python studies/metamodel_quality_2d.py && python "
           "studies/mcmc_metamodels_2d.py`."]
     (OUT / f"{stem}.md").write_text("\n".join(L) + "\n")

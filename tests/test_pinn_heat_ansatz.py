@@ -156,9 +156,13 @@ def test_heat_ansatz_with_a_growth_covariate_takes_the_local_rate():
     ix, iy = [1, len(xg) // 3, len(xg) // 2], [2, len(yg) // 2, len(yg) - 2]
     xs, ys = xg[ix], yg[iy]
     elev = np.asarray(cov["elevation"].transpose("y", "x").values)[iy, ix]
+
+    def unit_points(tau):
+        return jnp.asarray([[tau / sc.T, (x - sc.lower[0]) / sc.length[0],
+                             (y - sc.lower[1]) / sc.length[1]] for x, y in zip(xs, ys, strict=True)])
+
     for tau in (0.0, 0.4 * sc.T, sc.T):
-        pts = jnp.asarray([[tau / sc.T, (x - sc.lower[0]) / sc.length[0],
-                            (y - sc.lower[1]) / sc.length[1]] for x, y in zip(xs, ys)])
+        pts = unit_points(tau)
         D, r, gamma = model.fields(theta, {"elevation": jnp.asarray(elev)})
         H0 = heat_introductions(model.initial, theta, (jnp.asarray(xs), jnp.asarray(ys)), tau,
                                 D, sc.lower, sc.length)
@@ -172,8 +176,7 @@ def test_heat_ansatz_with_a_growth_covariate_takes_the_local_rate():
                                    np.asarray(saturated_growth(H0f, tau, 1.1, 1.0)),
                                    rtol=1e-10, atol=1e-14)
     # the network output at t0 is the introduction (u_hat scaled, + eps)
-    pts0 = jnp.asarray([[0.0, (x - sc.lower[0]) / sc.length[0], (y - sc.lower[1]) / sc.length[1]]
-                        for x, y in zip(xs, ys)])
+    pts0 = unit_points(0.0)
     z = space.pack(theta)
     f = scalar_network(prob.network, prob.jinns_params(Variables(nn=res.variables.nn, theta=z), z))
     u0 = np.asarray(jax.vmap(f)(pts0)) * sc.u

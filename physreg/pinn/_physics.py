@@ -58,6 +58,16 @@ def interp_linear(axes, values, p):
     return (1 - fy) * ((1 - fx) * v00 + fx * v01) + fy * ((1 - fx) * v10 + fx * v11)
 
 
+def covariates_at(model, axes, values, p):
+    """Dict name -> value of ``model.covariates`` at the unit-box point ``p = (t', x'...)``,
+    interpolated (:func:`interp_linear`) from grids ``axes`` / ``values``; empty without
+    covariates."""
+    if not model.covariates:
+        return {}
+    z = interp_linear(axes, values, p[1:])
+    return {c: z[k] for k, c in enumerate(model.covariates)}
+
+
 def network_derivatives(f, p, ndim: int):
     """Value and derivatives of a scalar function ``f`` at one point ``p = (t', x'...)``.
 
@@ -187,11 +197,7 @@ class ReactionDiffusionPDE(jinns.loss.PDENonStatio):
 
     def covariates_at(self, p):
         """Dict name -> covariate value at the unit-box point ``p`` = (t', x'...)."""
-        names = self.model.covariates
-        if not names:
-            return {}
-        z = interp_linear(self.cov_axes, self.cov_values, p[1:])
-        return {c: z[k] for k, c in enumerate(names)}
+        return covariates_at(self.model, self.cov_axes, self.cov_values, p)
 
     def coefficients(self, p, params: dict):
         """(log D, r, gamma) at the point ``p`` (user units)."""
@@ -303,10 +309,7 @@ class Ansatz(eqx.Module):
     def spread(self, inputs, params):
         """``S`` (user units) of ``kind="heat"`` at the unit-box point ``inputs``."""
         eq = params.eq_params
-        cov = {}
-        if self.model.covariates:
-            z = interp_linear(self.cov_axes, self.cov_values, inputs[1:])
-            cov = {c: z[k] for k, c in enumerate(self.model.covariates)}
+        cov = covariates_at(self.model, self.cov_axes, self.cov_values, inputs)
         D, r, gamma = self.model.fields(eq, cov)
         tau = inputs[0] * self.scales.T
         xs = tuple(self.scales.space_to_user(inputs[1:]))
