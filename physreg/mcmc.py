@@ -9,7 +9,10 @@ random-walk proposal, the solver corrects the survivors: the chain targets the e
 posterior; Christen & Fox 2005) are implemented, and ``"pinn"``: a PINN re-trained from a warm start
 at each proposal (:class:`physreg.pinn._forward.PINNForward`: a few physics-only L-BFGS
 iterations from the network of the current state, theta held at the proposal), sampled by
-warm-started random-walk Metropolis (:func:`physreg.inference._warm.run_warm_rwmh`). The
+warm-started random-walk Metropolis (:func:`physreg.inference._warm.run_warm_rwmh`) or by
+adaptive tempered SMC whose particles each carry their network (``sampler="smc"``: tempered
+from a widened Laplace approximation, each particle's network trained from the mode's and
+retrained from its own at every move; ``smc_start``). The
 "pinn" chain is an approximation (the retrained network depends on the path and is only as
 good as the physics loss it reaches, recorded per draw as ``sample_stats.physics_loss``):
 ``studies/mcmc_metamodels.py`` measures it against solver-NUTS: in 1-D it is 130x slower in
@@ -71,8 +74,17 @@ class MCMCEstimator(SolverEstimator):
     sampler : {"nuts", "rwmh", "smc"}
         NUTS with window adaptation (default), adaptive random-walk Metropolis, or adaptive
         tempered SMC (which also estimates the log evidence, ``log_evidence_``). Ignored by the
-        "+solver" forwards, which always run delayed-acceptance random-walk Metropolis, and by
-        "pinn", which always runs warm-started random-walk Metropolis.
+        "+solver" forwards, which always run delayed-acceptance random-walk Metropolis. With
+        "pinn", "nuts" and "rwmh" run warm-started random-walk Metropolis (NUTS would need
+        gradients through the retraining) and "smc" warm-started SMC.
+    smc_start : {"auto", "prior", "laplace"}
+        Where SMC's tempering starts: the prior, or a Gaussian at the maximum-likelihood
+        point with twice the Laplace standard deviations (``run_mcmc``'s ``smc_reference``;
+        fewer tempering steps when the prior is wide; the log evidence is the same
+        quantity). "auto": "laplace" for ``forward="pinn"`` (particles drawn from the prior
+        would each need a full PINN training; "prior" is refused there), "prior" otherwise.
+    smc_mcmc_steps : int
+        Random-walk moves per particle at each tempering step (SMC).
     metamodel : physreg.metamodels.HyperPINN, str or Path, optional
         The metamodel of the "hyperpinn"/"lora" forwards, or the path of one saved with
         :func:`physreg.metamodels.save_metamodel`. Its kind must match the forward ("full" for
@@ -88,7 +100,9 @@ class MCMCEstimator(SolverEstimator):
         collocation points (``n_collocation`` 1024), the penalty weights (``lambda_pde`` 100,
         ``lambda_ic`` 1000, ``lambda_bc`` 10), the first training at the posterior mode
         (``n_adam`` 2000 steps on data + physics, then ``n_lbfgs`` 2000 physics-only L-BFGS
-        iterations), the L-BFGS iterations per proposal (``retrain_steps`` 20) and ``seed``.
+        iterations), the L-BFGS iterations per proposal (``retrain_steps`` 20), with SMC the
+        L-BFGS iterations that train each starting particle's network from the mode's
+        (``smc_init_steps`` 200), and ``seed``.
     compiler_options : dict, optional
         XLA options for compiling the sampler (see :func:`physreg.inference._mcmc.run_mcmc`);
         ``{"xla_backend_optimization_level": 0}`` compiles 5-10x faster on CPU and runs slower:
@@ -120,7 +134,7 @@ class MCMCEstimator(SolverEstimator):
                  n_introductions=1, t0=None, fit_t0=False, fixed=None, bounds=None,
                  initial_params=None, priors=None, domain=None, extras=None, grid=None,
                  max_step=None, solver_method="auto", num_chains=4, num_warmup=500, num_samples=1000,
-                 smc_particles=1000, rhat_max=1.01, ess_min=400.0, metamodel=None,
+                 smc_particles=1000, smc_start="auto", smc_mcmc_steps=10, rhat_max=1.01, ess_min=400.0, metamodel=None,
                  metamodel_options=None, pinn_options=None, compiler_options=None,
                  random_state=0, verbose=False):
         self.forward = forward
@@ -149,6 +163,8 @@ class MCMCEstimator(SolverEstimator):
         self.num_warmup = num_warmup
         self.num_samples = num_samples
         self.smc_particles = smc_particles
+        self.smc_start = smc_start
+        self.smc_mcmc_steps = smc_mcmc_steps
         self.rhat_max = rhat_max
         self.ess_min = ess_min
         self.metamodel = metamodel
@@ -185,9 +201,13 @@ class MCMCEstimator(SolverEstimator):
         return (jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(mean), jnp.asarray(sd))
 
     def _logprior(self, z):
+        """The normalised log-density of the truncated-normal prior (normalised, so that an
+        SMC run tempered from a reference other than the prior estimates the same evidence)."""
         lo, hi, mean, sd = self._prior
+        norm = jax.scipy.stats.norm
         inside = jnp.all((z >= lo) & (z <= hi))
-        lp = jnp.sum(jax.scipy.stats.norm.logpdf(z, mean, sd))
+        log_mass = jnp.sum(jnp.log(norm.cdf((hi - mean) / sd) - norm.cdf((lo - mean) / sd)))
+        lp = jnp.sum(norm.logpdf(z, mean, sd)) - log_mass
         return jnp.where(inside, lp, -jnp.inf)
 
     def _prior_sample(self, key, n):
@@ -204,7 +224,15 @@ class MCMCEstimator(SolverEstimator):
         pinn_opts = self._pinn_options() if self.forward == "pinn" else None
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}.")
-        for name in ("num_chains", "num_warmup", "num_samples", "smc_particles"):
+        if self.smc_start not in ("auto", "prior", "laplace"):
+            raise ValueError("smc_start must be 'auto', 'prior' or 'laplace', got "
+                             f"{self.smc_start!r}.")
+        if self.forward == "pinn" and self.sampler == "smc" and self.smc_start == "prior":
+            raise ValueError("forward='pinn' with sampler='smc' starts from the Laplace "
+                             "approximation (smc_start='laplace' or 'auto'): particles drawn "
+                             "from the prior would each need a full PINN training.")
+        for name in ("num_chains", "num_warmup", "num_samples", "smc_particles",
+                     "smc_mcmc_steps"):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or v < (0 if name == "num_warmup" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}.")
@@ -240,8 +268,11 @@ class MCMCEstimator(SolverEstimator):
         lo, hi = self.space_.bounds_unconstrained()
         jitter = 0.05 * jax.random.normal(k_init, (int(self.num_chains), z_map.shape[0]))
         z_init = jnp.clip(z_map + jitter, lo, hi)
+        laplace = (self.sampler == "smc" and (self.smc_start == "laplace" or (
+            self.smc_start == "auto" and self.forward == "pinn")))
+        reference = self._smc_reference(z_map) if laplace else None
         if self.forward == "pinn":
-            res = self._run_pinn_chains(pinn_opts, z_init, k_run)
+            res = self._run_pinn_chains(pinn_opts, z_init, k_run, reference)
         elif self.forward.endswith("+solver"):
             cheap = make_logpost(self._metamodel_loglik(self._mm))
             res = run_delayed_acceptance(cheap, logpost, z_init, num_chains=int(self.num_chains),
@@ -255,7 +286,8 @@ class MCMCEstimator(SolverEstimator):
                            num_samples=int(self.num_samples), key=k_run,
                            logprior=self._logprior, loglik=loglik,
                            prior_sample=self._prior_sample,
-                           smc_particles=int(self.smc_particles),
+                           smc_particles=int(self.smc_particles), smc_reference=reference,
+                           smc_mcmc_steps=int(self.smc_mcmc_steps),
                            compiler_options=self.compiler_options, progress=bool(self.verbose))
         self.result_ = res
         names = list(self.space_.free)
@@ -288,7 +320,8 @@ class MCMCEstimator(SolverEstimator):
     # ---------------------------------------------------------------- warm-started PINN -----
     _PINN_DEFAULTS = {"width": 32, "depth": 3, "modes": 8, "n_collocation": 1024,
                       "lambda_pde": 100.0, "lambda_ic": 1000.0, "lambda_bc": 10.0,
-                      "n_adam": 2000, "n_lbfgs": 2000, "retrain_steps": 20, "seed": 0}
+                      "n_adam": 2000, "n_lbfgs": 2000, "retrain_steps": 20,
+                      "smc_init_steps": 200, "seed": 0}
 
     def _pinn_options(self):
         opts = dict(self.pinn_options or {})
@@ -297,7 +330,8 @@ class MCMCEstimator(SolverEstimator):
             raise ValueError(f"pinn_options: unknown keys {unknown}; valid keys: "
                              f"{sorted(self._PINN_DEFAULTS)}.")
         out = {**self._PINN_DEFAULTS, **opts}
-        for k in ("width", "depth", "modes", "n_collocation", "retrain_steps"):
+        for k in ("width", "depth", "modes", "n_collocation", "retrain_steps",
+                  "smc_init_steps"):
             if not isinstance(out[k], int | np.integer) or out[k] < 1:
                 raise ValueError(f"pinn_options[{k!r}] must be a positive integer, got "
                                  f"{out[k]!r}.")
@@ -306,8 +340,32 @@ class MCMCEstimator(SolverEstimator):
                 raise ValueError(f"pinn_options[{k!r}] must be an integer >= 0, got {out[k]!r}.")
         return out
 
-    def _run_pinn_chains(self, opts, z_init, key):
-        """Warm-started RWMH through a PINN retrained at each proposal (forward="pinn")."""
+    def _laplace_cov(self, z):
+        """The inverse Hessian of the NLL (through the solver) at ``z``, or None when it is
+        not positive definite."""
+        from .inference import wald
+
+        try:
+            cov = np.asarray(wald(self.problem_.nll, z, None, 0.95).cov)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            return None
+        if np.all(np.isfinite(cov)) and np.all(np.linalg.eigvalsh(cov) > 0):
+            return cov
+        return None
+
+    def _smc_reference(self, z_map):
+        """SMC's starting Gaussian: the mode, with twice the Laplace standard deviations."""
+        cov = self._laplace_cov(z_map)
+        if cov is None:
+            raise ValueError("smc_start='laplace': the Hessian of the negative log-likelihood "
+                             "at the maximum-likelihood point is not positive definite (a "
+                             "parameter the data do not identify?); use smc_start='prior' or "
+                             "fix that parameter.")
+        return (np.asarray(z_map), 4.0 * cov)
+
+    def _run_pinn_chains(self, opts, z_init, key, reference=None):
+        """Warm-started RWMH, or SMC from ``reference``, through a PINN retrained at each
+        proposal (forward="pinn")."""
         from .inference._warm import run_warm_rwmh
         from .pinn import build_problem
         from .pinn._forward import PINNForward
@@ -334,6 +392,8 @@ class MCMCEstimator(SolverEstimator):
             print(f"forward='pinn': first training {self.pinn_train_s_:.1f} s, physics loss "
                   f"{float(phys):.3g}")
         logprior = self._logprior
+        if reference is not None:
+            return self._run_pinn_smc(fwd, nn, opts, reference, key)
 
         def logdensity_aux(z, aux):
             w, _ = aux
@@ -348,16 +408,9 @@ class MCMCEstimator(SolverEstimator):
 
             return jax.lax.cond(jnp.isfinite(lp), solve, skip, None)
 
-        # the Laplace approximation at the mode (through the solver) starts the adaptation
-        cov = None
-        try:
-            from .inference import wald
-
-            cov_l = np.asarray(wald(self.problem_.nll, z_map, None, 0.95).cov)
-            if np.all(np.isfinite(cov_l)) and np.all(np.linalg.eigvalsh(cov_l) > 0):
-                cov = cov_l
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-            cov = None  # a failed Hessian falls back to the default proposal
+        # the Laplace approximation at the mode (through the solver) starts the adaptation;
+        # a failed Hessian falls back to the default proposal
+        cov = self._laplace_cov(z_map)
         res = run_warm_rwmh(logdensity_aux, (nn, phys), z_init,
                              num_chains=int(self.num_chains), num_warmup=int(self.num_warmup),
                              num_samples=int(self.num_samples), key=key, proposal_cov=cov,
@@ -365,6 +418,34 @@ class MCMCEstimator(SolverEstimator):
                              compiler_options=self.compiler_options,
                              progress=bool(self.verbose))
         res.sample_stats["physics_loss"] = res.sample_stats.pop("aux_stat")
+        return res
+
+    def _run_pinn_smc(self, fwd, nn, opts, reference, key):
+        """Tempered SMC from ``reference`` whose particles carry their own network: each is
+        trained from the mode's network at its starting point (``smc_init_steps`` L-BFGS
+        iterations), and every move retrains the proposal's network from the particle's."""
+        from .inference._mcmc import _Phases, _run_smc
+
+        n_init = int(opts["smc_init_steps"])
+
+        def init(z):
+            return fwd.retrain(nn, z, n_steps=n_init)
+
+        def solve(z, aux):
+            return fwd.retrain(aux[0], z)
+
+        def loglik(z, aux):
+            return fwd.loglik(aux[0], z)
+
+        phases = _Phases(bool(self.verbose), 4, "PINN SMC", self.compiler_options)
+        try:
+            res = _run_smc(self._logprior, loglik, None, key, int(self.smc_particles), phases,
+                           target_ess=0.5, num_mcmc_steps=int(self.smc_mcmc_steps),
+                           max_steps=500, reference=reference, forward_state=(init, solve))
+        finally:
+            phases.close()
+        _, phys = res.info.pop("forward_state")
+        res.sample_stats["physics_loss"] = np.asarray(phys)[None]
         return res
 
     # ---------------------------------------------------------------- metamodels ------------

@@ -2,7 +2,11 @@
 
 import warnings
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from scipy import stats
 
 import physreg
 from physreg.mcmc import MCMCEstimator
@@ -66,3 +70,31 @@ def test_bad_forward_sampler_and_options(data):
         MCMCEstimator(forward="magic").fit(data)
     with pytest.raises(ValueError, match="sampler"):
         MCMCEstimator(sampler="gibbs").fit(data)
+    with pytest.raises(ValueError, match="smc_start"):
+        MCMCEstimator(sampler="smc", smc_start="posterior").fit(data)
+    with pytest.raises(ValueError, match="full PINN training"):
+        MCMCEstimator(forward="pinn", sampler="smc", smc_start="prior").fit(data)
+    with pytest.raises(ValueError, match="smc_mcmc_steps"):
+        MCMCEstimator(sampler="smc", smc_mcmc_steps=0).fit(data)
+
+
+def test_smc_from_the_laplace_start(posterior, data):
+    # Tempered SMC from the widened Laplace approximation: the posterior of NUTS, and the
+    # log evidence of an independent importance-sampling estimate (4000 draws).
+    est = MCMCEstimator(sampler="smc", smc_start="laplace", smc_particles=400,
+                        smc_mcmc_steps=5, initial="gaussian", t0=0.0, grid=64, fixed=FIXED,
+                        random_state=1, compiler_options={"xla_backend_optimization_level": 0})
+    est.fit(data)
+    info = est.result_.info
+    assert info["n_tempering_steps"] <= 4 and info["reference_log_mass"] == 0.0
+    post, ref = est.posterior_["posterior"], posterior.posterior_["posterior"]
+    for name in ("D", "r", "sigma"):
+        sd = float(ref[name].std())
+        assert abs(float(post[name].mean()) - float(ref[name].mean())) < 0.3 * sd, name
+        assert abs(float(post[name].std()) / sd - 1) < 0.3, name
+    mean, cov = info["reference_mean"], info["reference_cov"]
+    z = stats.multivariate_normal(mean, cov).rvs(4000, random_state=2)
+    f = jax.jit(jax.vmap(lambda z: est._logprior(z) + jnp.sum(est.problem_.loglik_terms(z))))
+    lw = np.asarray(f(jnp.asarray(z))) - stats.multivariate_normal(mean, cov).logpdf(z)
+    log_z_is = float(np.log(np.mean(np.exp(lw - lw.max()))) + lw.max())
+    assert abs(est.log_evidence_ - log_z_is) < 0.15, (est.log_evidence_, log_z_is)

@@ -141,3 +141,30 @@ def test_mcmc_estimator_pinn_forward_end_to_end():
     assert est.posterior_["posterior"]["D"].shape == (2, 60)
     assert np.all(np.isfinite(est.params_.values))
     assert est.pinn_train_s_ > 0
+
+
+@pytest.mark.slow
+def test_mcmc_estimator_pinn_forward_smc():
+    # Tempered SMC whose particles carry their networks (tempered from the widened Laplace
+    # approximation): the mechanics end to end on a small, inexact PINN. Its accuracy
+    # against solver-NUTS is measured by studies/mcmc_metamodels.py (pinn_smc).
+    from physreg.mcmc import MCMCEstimator
+
+    from .test_solver_estimator import make_data
+
+    truth = {"gamma": 1.0, "ic_x": 2.0, "ic_width": 0.3, "ic_mass": 0.5}
+    data = make_data(seed=3, n_times=6, n_sites=15)
+    est = MCMCEstimator(forward="pinn", sampler="smc", initial="gaussian", t0=0.0, grid=64,
+                        fixed=truth, smc_particles=16, smc_mcmc_steps=2, random_state=0,
+                        pinn_options=dict(width=16, depth=2, n_collocation=256, n_adam=500,
+                                          n_lbfgs=200, retrain_steps=5, smc_init_steps=20),
+                        compiler_options=FAST)
+    est.fit(data)
+    info = est.result_.info
+    assert info["tempering_schedule"][-1] == 1.0 and np.isfinite(est.log_evidence_)
+    assert "forward_state" not in info and info["reference_log_mass"] <= 0.0
+    stats = est.posterior_["sample_stats"]
+    assert stats["physics_loss"].shape == (1, 16)
+    assert np.all(np.isfinite(stats["physics_loss"].values))
+    assert est.posterior_["posterior"]["D"].shape == (1, 16)
+    assert np.all(np.isfinite(est.params_.values))

@@ -538,6 +538,44 @@ def _run_rwmh(logdensity, z0, key, num_warmup, num_samples, rwmh_scale, phases, 
 # --------------------------------------------------------------------------------------
 
 
+class _SMCMoveInfo(NamedTuple):
+    acceptance_rate: jax.Array
+    is_accepted: jax.Array
+
+
+def _reference_draws(key, logprior, mean, cov, n, max_rounds=50):
+    """``n`` draws of N(mean, cov) inside the prior's support, and the log of its mass.
+
+    Draws where ``logprior`` is not finite are redrawn; the reference is then the Gaussian
+    truncated to the support, whose mass is estimated by the fraction of draws kept.
+    """
+    mean = jnp.asarray(mean, dtype=jnp.result_type(float))
+    cov = jnp.asarray(cov, dtype=mean.dtype)
+    p = mean.shape[0]
+    if cov.shape != (p, p):
+        raise ValueError(f"`smc_reference` covariance must have shape ({p}, {p}) to match its "
+                         f"mean. Got shape {tuple(cov.shape)} instead.")
+    chol = jnp.linalg.cholesky(cov)
+    if not bool(jnp.all(jnp.isfinite(chol))):
+        raise ValueError("`smc_reference` covariance is not positive definite.")
+    lp_fn = jax.jit(jax.vmap(logprior))
+    kept, n_drawn = [], 0
+    for _ in range(max_rounds):
+        key, sub = jax.random.split(key)
+        z = mean + jax.random.normal(sub, (n, p), mean.dtype) @ chol.T
+        ok = np.isfinite(np.asarray(lp_fn(z)))
+        kept.append(np.asarray(z)[ok])
+        n_drawn += n
+        if sum(len(k) for k in kept) >= n:
+            break
+    z = np.concatenate(kept)
+    if len(z) < n:
+        raise ValueError(f"Only {len(z)} of {n_drawn} draws of the SMC reference fall inside "
+                         "the prior's support: the reference does not cover the prior.")
+    log_mass = float(np.log(len(z) / n_drawn))
+    return jnp.asarray(z[:n]), log_mass, chol
+
+
 def _run_smc(
     logprior,
     loglik,
@@ -549,36 +587,113 @@ def _run_smc(
     target_ess,
     num_mcmc_steps,
     max_steps,
+    reference=None,
+    forward_state=None,
 ):
-    if prior_sample is None or logprior is None or loglik is None:
+    """Adaptive tempered SMC (see :func:`run_mcmc`), optionally from a Gaussian reference and
+    with a forward state carried by each particle.
+
+    - `reference`: ``(mean, cov)``: the particles start from draws of N(mean, cov) restricted
+      to the prior's support, and the tempering goes from that reference ``q`` to the
+      posterior: ``q^(1 - beta) (prior lik)^beta`` (blackjax's "prior" is ``q`` and its
+      "likelihood" ``prior lik / q``). The sum of the increments still estimates
+      ``log integral prior lik`` (``logprior`` must then be normalised).
+    - `forward_state`: ``(init, solve)`` for a forward model solved iteratively from the
+      solution at a nearby point (a warm-started PINN): ``init(z) -> aux`` gives each starting
+      particle its state, ``solve(z_new, aux) -> aux_new`` solves a proposal from the state of
+      the particle it moves; ``loglik`` then takes ``(z, aux)``. A particle is the pytree
+      ``(z, aux)``; resampling carries the states along.
+    """
+    if logprior is None or loglik is None or (prior_sample is None and reference is None):
         raise ValueError(
             "sampler='smc' needs the prior and the likelihood separately and a prior "
             "sampler: pass `logprior=`, `loglik=` and `prior_sample=` (a function "
             "`prior_sample(key, n) -> (n, p)` array drawn from the normalised prior)."
         )
     k_init, k_run = jax.random.split(key)
-    particles = jnp.asarray(prior_sample(k_init, n_particles), dtype=jnp.result_type(float))
-    if particles.ndim != 2 or particles.shape[0] != n_particles:
-        raise ValueError(
-            f"`prior_sample(key, {n_particles})` must return an array of shape "
-            f"({n_particles}, p). Got shape {tuple(particles.shape)} instead."
-        )
-    p = particles.shape[1]
-    lp0 = np.asarray(jax.jit(jax.vmap(lambda z: logprior(z) + loglik(z)))(particles))
+    info_ref = {}
+    if reference is None:
+        z_part = jnp.asarray(prior_sample(k_init, n_particles), dtype=jnp.result_type(float))
+        if z_part.ndim != 2 or z_part.shape[0] != n_particles:
+            raise ValueError(
+                f"`prior_sample(key, {n_particles})` must return an array of shape "
+                f"({n_particles}, p). Got shape {tuple(z_part.shape)} instead."
+            )
+    else:
+        ref_mean, ref_cov = reference
+        z_part, log_mass, ref_chol = _reference_draws(
+            k_init, logprior, ref_mean, ref_cov, n_particles)
+        ref_mean = jnp.asarray(ref_mean, z_part.dtype)
+        info_ref = {"reference_mean": np.asarray(ref_mean), "reference_cov": np.asarray(ref_cov),
+                    "reference_log_mass": log_mass}
+
+        def logref(z):
+            d = jax.scipy.linalg.solve_triangular(ref_chol, z - ref_mean, lower=True)
+            return (-0.5 * jnp.sum(d**2) - jnp.sum(jnp.log(jnp.diag(ref_chol)))
+                    - 0.5 * z.shape[0] * jnp.log(2 * jnp.pi) - log_mass)
+
+    p = z_part.shape[1]
+    if forward_state is None:
+        def init_aux(z):
+            return ()
+
+        def solve(z, aux):
+            return aux
+
+        def loglik_za(z, aux):
+            return loglik(z)
+    else:
+        init_aux, solve = forward_state
+        loglik_za = loglik
+    aux_part = (() if forward_state is None else
+                phases.run("warmup", phases.compile(jax.vmap(init_aux), z_part), z_part))
+
+    def target_parts(pos):
+        z, aux = pos
+        lp = logprior(z)
+        ll = jnp.where(jnp.isfinite(lp), loglik_za(z, aux), -jnp.inf)
+        return lp, ll
+
+    if reference is None:
+        def bj_logprior(pos):
+            return logprior(pos[0])
+
+        def bj_loglik(pos):
+            return target_parts(pos)[1]
+    else:
+        def bj_logprior(pos):
+            return logref(pos[0])
+
+        def bj_loglik(pos):
+            lp, ll = target_parts(pos)
+            return jnp.where(jnp.isfinite(lp), lp + ll - logref(pos[0]), -jnp.inf)
+
+    lp0 = np.asarray(jax.jit(jax.vmap(lambda z, a: sum(target_parts((z, a)))))(z_part, aux_part))
     if not np.all(np.isfinite(lp0)):
         raise ValueError(
             "`logprior + loglik` is not finite at some draws of `prior_sample`: "
             f"{int(np.sum(~np.isfinite(lp0)))} of {n_particles} particles."
         )
 
-    rw_kernel = blackjax.additive_step_random_walk.build_kernel()
-
     def mcmc_step(rng_key, state, logdensity_fn, chol):
-        return rw_kernel(rng_key, state, logdensity_fn, _gaussian_step(chol))
+        # Gaussian random walk on z; the proposal's forward state is solved from the
+        # particle's own (warm start). NaN densities (outside the support at beta = 0)
+        # are rejections.
+        k_prop, k_acc = jax.random.split(rng_key)
+        z, aux = state.position
+        z_new = z + chol @ jax.random.normal(k_prop, z.shape, z.dtype)
+        pos_new = (z_new, solve(z_new, aux))
+        lp_new = logdensity_fn(pos_new)
+        d = lp_new - state.logdensity
+        log_a = jnp.minimum(0.0, jnp.where(jnp.isnan(d), -jnp.inf, d))
+        accept = jnp.log(jax.random.uniform(k_acc, dtype=z.dtype)) < log_a
+        new = jax.tree.map(lambda a, b: jnp.where(accept, a, b),
+                           random_walk.RWState(pos_new, lp_new), state)
+        return new, _SMCMoveInfo(jnp.exp(log_a), accept)
 
     common = dict(
-        logprior_fn=logprior,
-        loglikelihood_fn=loglik,
+        logprior_fn=bj_logprior,
+        loglikelihood_fn=bj_loglik,
         mcmc_step_fn=mcmc_step,
         mcmc_init_fn=random_walk.init,
         resampling_fn=resampling.systematic,
@@ -588,7 +703,7 @@ def _run_smc(
     def proposal_chol(state):
         # Random walk scaled to the current (weighted) particle cloud.
         w = state.weights
-        x = state.particles
+        x = state.particles[0]
         mean = w @ x
         d = x - mean
         cov = (d * w[:, None]).T @ d * (2.38**2 / p)
@@ -641,13 +756,12 @@ def _run_smc(
             )
 
         c = jax.lax.while_loop(cond, body, carry0)
-        x = c.state.particles
-        lprior = jax.vmap(logprior)(x)
-        lliks = jax.vmap(loglik)(x)
-        return x, lprior, lliks, c.i, c.prev_temp, c.temps, c.incr, c.acc
+        lprior, lliks = jax.vmap(lambda pos: target_parts(pos))(c.state.particles)
+        return (c.state.particles, lprior, lliks, c.i, c.prev_temp, c.temps, c.incr, c.acc)
 
+    particles = (z_part, aux_part)
     run_c = phases.compile(run, k_run, particles)
-    x, lprior, lliks, n_total, rejuvenated, temps, incr, acc = phases.run(
+    (x, aux), lprior, lliks, n_total, rejuvenated, temps, incr, acc = phases.run(
         "sampling", run_c, k_run, particles
     )
     n_total = int(n_total)
@@ -688,6 +802,8 @@ def _run_smc(
             "n_tempering_steps": n_steps,
             "target_ess": target_ess,
             "num_mcmc_steps": num_mcmc_steps,
+            **({} if forward_state is None else {"forward_state": aux}),
+            **info_ref,
         },
     )
 
@@ -715,6 +831,7 @@ def run_mcmc(
     smc_target_ess: float = 0.5,
     smc_mcmc_steps: int = 10,
     smc_max_steps: int = 500,
+    smc_reference=None,
     dense_mass: bool = False,
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
@@ -744,6 +861,14 @@ def run_mcmc(
       proportional to.
     - `smc_particles`, `smc_target_ess` (fraction of particles), `smc_mcmc_steps`
       (random-walk moves per particle per tempering step), `smc_max_steps`.
+    - `smc_reference`: `(mean, cov)` of a Gaussian to temper from instead of the prior
+      (e.g. a widened Laplace approximation; `prior_sample` is then unused): the
+      particles start from its draws inside the prior's support, and the temperature
+      goes from it to the posterior, `q^(1 - beta) (prior lik)^beta`. Fewer, cheaper
+      steps when the prior is much wider than the posterior, and the way to start a
+      forward model solved from a nearby solution. `logprior` must then be normalised
+      for the log evidence (the reference's own mass inside the support is estimated
+      from the fraction of its draws kept).
     - `dense_mass`, `target_accept`, `max_tree_depth`: NUTS options (blackjax
       `window_adaptation` with a diagonal or dense inverse mass matrix).
     - `chain_method`: `"vectorized"` (default: chains by `jax.vmap`) or
@@ -812,6 +937,7 @@ def run_mcmc(
                 target_ess=float(smc_target_ess),
                 num_mcmc_steps=int(smc_mcmc_steps),
                 max_steps=int(smc_max_steps),
+                reference=smc_reference,
             )
         finally:
             phases.close()
