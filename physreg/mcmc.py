@@ -393,9 +393,9 @@ class MCMCEstimator(SolverEstimator):
         if self.verbose:
             print(f"forward='pinn': first training {self.pinn_train_s_:.1f} s, physics loss "
                   f"{float(phys):.3g}")
-        logprior = self._logprior
         if reference is not None:
             return self._run_pinn_smc(fwd, nn, opts, reference, key)
+        logprior = self._logprior
 
         def logdensity_aux(z, aux):
             w, _ = aux
@@ -426,8 +426,6 @@ class MCMCEstimator(SolverEstimator):
         """Tempered SMC from ``reference`` whose particles carry their own network: each is
         trained from the mode's network at its starting point (``smc_init_steps`` L-BFGS
         iterations), and every move retrains the proposal's network from the particle's."""
-        from .inference._mcmc import _Phases, _run_smc
-
         n_init = int(opts["smc_init_steps"])
 
         def init(z):
@@ -439,13 +437,11 @@ class MCMCEstimator(SolverEstimator):
         def loglik(z, aux):
             return fwd.loglik(aux[0], z)
 
-        phases = _Phases(bool(self.verbose), 4, "PINN SMC", self.compiler_options)
-        try:
-            res = _run_smc(self._logprior, loglik, None, key, int(self.smc_particles), phases,
-                           target_ess=0.5, num_mcmc_steps=int(self.smc_mcmc_steps),
-                           max_steps=500, reference=reference, forward_state=(init, solve))
-        finally:
-            phases.close()
+        res = run_mcmc(None, reference[0], sampler="smc", key=key, logprior=self._logprior,
+                       loglik=loglik, smc_particles=int(self.smc_particles),
+                       smc_mcmc_steps=int(self.smc_mcmc_steps), smc_reference=reference,
+                       smc_forward_state=(init, solve), compiler_options=self.compiler_options,
+                       progress=bool(self.verbose))
         _, phys = res.info.pop("forward_state")
         res.sample_stats["physics_loss"] = np.asarray(phys)[None]
         return res

@@ -233,8 +233,6 @@ def test_smc_particles_carry_a_warm_started_forward_state():
     # moves (the warm start of a PINN, in miniature); the likelihood reads z back as
     # m^3 + m. When that solve converges the warm-state SMC must give the exact posterior
     # and evidence, and each particle's state must stay its own through resampling.
-    from physreg.inference._mcmc import _Phases, _run_smc
-
     logprior, loglik_exact, _, log_z, post_mean, post_var = _conjugate_model()
 
     def newton(z, m, n):
@@ -248,9 +246,10 @@ def test_smc_particles_carry_a_warm_started_forward_state():
     ref = (post_mean, 4.0 * post_var * np.eye(2))
 
     def run(init, solve):
-        return _run_smc(logprior, loglik, None, jax.random.key(7), 1000,
-                        _Phases(False, 4, "t", FAST), target_ess=0.5, num_mcmc_steps=10,
-                        max_steps=50, reference=ref, forward_state=(init, solve))
+        return run_mcmc(None, post_mean, sampler="smc", key=jax.random.key(7),
+                        logprior=logprior, loglik=loglik, smc_particles=1000,
+                        smc_max_steps=50, smc_reference=ref, smc_forward_state=(init, solve),
+                        compiler_options=FAST)
 
     r = run(lambda z: newton(z, jnp.zeros_like(z), 30), lambda z, m: newton(z, m, 6))
     x, m = r.samples[0], r.info["forward_state"]

@@ -555,14 +555,13 @@ def _reference_draws(key, logprior, mean, cov, n, max_rounds=50):
     if cov.shape != (p, p):
         raise ValueError(f"`smc_reference` covariance must have shape ({p}, {p}) to match its "
                          f"mean. Got shape {tuple(cov.shape)} instead.")
-    chol = jnp.linalg.cholesky(cov)
-    if not bool(jnp.all(jnp.isfinite(chol))):
+    if not bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(cov)))):
         raise ValueError("`smc_reference` covariance is not positive definite.")
     lp_fn = jax.jit(jax.vmap(logprior))
     kept, n_drawn = [], 0
     for _ in range(max_rounds):
         key, sub = jax.random.split(key)
-        z = mean + jax.random.normal(sub, (n, p), mean.dtype) @ chol.T
+        z = jax.random.multivariate_normal(sub, mean, cov, (n,), dtype=mean.dtype)
         ok = np.isfinite(np.asarray(lp_fn(z)))
         kept.append(np.asarray(z)[ok])
         n_drawn += n
@@ -573,7 +572,7 @@ def _reference_draws(key, logprior, mean, cov, n, max_rounds=50):
         raise ValueError(f"Only {len(z)} of {n_drawn} draws of the SMC reference fall inside "
                          "the prior's support: the reference does not cover the prior.")
     log_mass = float(np.log(len(z) / n_drawn))
-    return jnp.asarray(z[:n]), log_mass, chol
+    return jnp.asarray(z[:n]), log_mass
 
 
 def _run_smc(
@@ -621,32 +620,28 @@ def _run_smc(
             )
     else:
         ref_mean, ref_cov = reference
-        z_part, log_mass, ref_chol = _reference_draws(
-            k_init, logprior, ref_mean, ref_cov, n_particles)
+        z_part, log_mass = _reference_draws(k_init, logprior, ref_mean, ref_cov, n_particles)
         ref_mean = jnp.asarray(ref_mean, z_part.dtype)
+        ref_cov = jnp.asarray(ref_cov, z_part.dtype)
         info_ref = {"reference_mean": np.asarray(ref_mean), "reference_cov": np.asarray(ref_cov),
                     "reference_log_mass": log_mass}
 
         def logref(z):
-            d = jax.scipy.linalg.solve_triangular(ref_chol, z - ref_mean, lower=True)
-            return (-0.5 * jnp.sum(d**2) - jnp.sum(jnp.log(jnp.diag(ref_chol)))
-                    - 0.5 * z.shape[0] * jnp.log(2 * jnp.pi) - log_mass)
+            return jax.scipy.stats.multivariate_normal.logpdf(z, ref_mean, ref_cov) - log_mass
 
     p = z_part.shape[1]
     if forward_state is None:
-        def init_aux(z):
-            return ()
-
         def solve(z, aux):
             return aux
 
         def loglik_za(z, aux):
             return loglik(z)
+
+        aux_part = ()
     else:
         init_aux, solve = forward_state
         loglik_za = loglik
-    aux_part = (() if forward_state is None else
-                phases.run("warmup", phases.compile(jax.vmap(init_aux), z_part), z_part))
+        aux_part = phases.run("warmup", phases.compile(jax.vmap(init_aux), z_part), z_part)
 
     def target_parts(pos):
         z, aux = pos
@@ -756,7 +751,7 @@ def _run_smc(
             )
 
         c = jax.lax.while_loop(cond, body, carry0)
-        lprior, lliks = jax.vmap(lambda pos: target_parts(pos))(c.state.particles)
+        lprior, lliks = jax.vmap(target_parts)(c.state.particles)
         return (c.state.particles, lprior, lliks, c.i, c.prev_temp, c.temps, c.incr, c.acc)
 
     particles = (z_part, aux_part)
@@ -832,6 +827,7 @@ def run_mcmc(
     smc_mcmc_steps: int = 10,
     smc_max_steps: int = 500,
     smc_reference=None,
+    smc_forward_state=None,
     dense_mass: bool = False,
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
@@ -869,6 +865,11 @@ def run_mcmc(
       forward model solved from a nearby solution. `logprior` must then be normalised
       for the log evidence (the reference's own mass inside the support is estimated
       from the fraction of its draws kept).
+    - `smc_forward_state`: `(init, solve)` for a forward model solved iteratively from a
+      nearby solution (a warm-started PINN): `init(z) -> aux` gives each starting particle
+      its state, `solve(z_new, aux) -> aux_new` solves a proposal from the state of the
+      particle it moves, and `loglik` takes `(z, aux)`. The final states are returned in
+      `info["forward_state"]`.
     - `dense_mass`, `target_accept`, `max_tree_depth`: NUTS options (blackjax
       `window_adaptation` with a diagonal or dense inverse mass matrix).
     - `chain_method`: `"vectorized"` (default: chains by `jax.vmap`) or
@@ -925,7 +926,8 @@ def run_mcmc(
             raise ValueError(f"`smc_particles` must be an integer >= 2. Got {smc_particles!r}.")
         if not 0.0 < smc_target_ess < 1.0:
             raise ValueError(f"`smc_target_ess` must be in (0, 1). Got {smc_target_ess!r}.")
-        phases = _Phases(progress, 2, "SMC", compiler_options)
+        phases = _Phases(progress, 2 if smc_forward_state is None else 4, "SMC",
+                         compiler_options)
         try:
             return _run_smc(
                 logprior,
@@ -938,6 +940,7 @@ def run_mcmc(
                 num_mcmc_steps=int(smc_mcmc_steps),
                 max_steps=int(smc_max_steps),
                 reference=smc_reference,
+                forward_state=smc_forward_state,
             )
         finally:
             phases.close()
