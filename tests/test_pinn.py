@@ -33,8 +33,8 @@ from physreg.pinn import (
     with_observations,
 )
 from physreg.pinn._physics import network_derivatives, scalar_network, taylor_streams
-from physreg.pinn._problem import ModelParams
-from physreg.pinn._train import stack_trees, unstack_tree
+from physreg.pinn._problem import ModelParams, default_u_scale, round_scale
+from physreg.pinn._train import _compiled, stack_trees, unstack_tree
 from physreg.solvers import FiniteVolumeSolver
 
 TRUTH = dict(D=0.1, r=1.0, gamma=1.0, ic_x=2.0, ic_width=0.5, ic_mass=1.0)
@@ -255,6 +255,40 @@ def test_vmap_over_replicates_equals_separate_runs(tiny, case1):
                                    np.asarray(s.variables.theta), rtol=1e-7, atol=1e-10)
     # the replicates differ from each other
     assert float(jnp.std(bstate.variables.theta[:, 0])) > 0
+
+
+def test_chunks_reuse_one_compiled_program(tiny):
+    """A fresh state and the state a compiled chunk returns have the same types (no weakly
+    typed leaves), so every chunk after the first reuses the first chunk's program; a
+    weakly typed fresh state used to compile the second chunk again (15-30 s per phase)."""
+    prob, data, w, space = tiny
+    sch = Schedule(n_adam=15, n_warmup=2, ramp_steps=5, n_lbfgs=10, chunk=5)
+
+    def signature(tree):
+        return [(x.dtype, x.shape, x.weak_type) for x in jax.tree.leaves(tree)
+                if isinstance(x, jax.Array)]
+
+    def programs():
+        return {k: _compiled(k, 5, False)._cached._cache_size() for k in ("adam", "lbfgs")}
+
+    before = programs()
+    s0 = init_state(prob, w, space.pack(dict(D=0.05, r=0.5, gamma=0.5, sigma=0.1)), data, sch)
+    assert not any(weak for *_, weak in signature(s0))
+    s, _ = run_adam(prob, s0, data, sch)
+    assert signature(s) == signature(s0)
+    s, _ = run_lbfgs(prob, s, data, sch)
+    assert signature(s) == signature(s0)
+    after = programs()
+    assert all(after[k] - before[k] <= 1 for k in after)    # 3 and 2 chunks, one program each
+
+
+def test_density_scale_is_a_power_of_two():
+    assert round_scale(1.0106) == 1.0
+    assert round_scale(3.1) == 4.0
+    assert round_scale(0.3) == 0.25
+    assert default_u_scale(np.array([0.0, 1.02, 0.98]), Gaussian()) == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        round_scale(0.0)
 
 
 def test_profile_mask_holds_the_parameter(tiny):

@@ -30,7 +30,16 @@ from ..estimators import ReactionDiffusionEstimator
 from ..inference._intervals import _crossings, bootstrap_intervals, chi2_threshold, resample_weights
 from ..likelihoods import EXTRAS_KEYS as _LIK_EXTRAS
 from ._fit import fit_pinn
-from ._problem import _observation_points, with_observations
+from ._problem import (
+    _observation_points,
+    loss_hessian_theta,
+    loss_value,
+    loss_values,
+    mu_at,
+    round_scale,
+    u_hat_at,
+    with_observations,
+)
 from ._train import Schedule, init_state, run_lbfgs, stack_trees, unstack_tree
 
 __all__ = ["PINNEstimator"]
@@ -137,6 +146,10 @@ class PINNEstimator(ReactionDiffusionEstimator):
         self.verbose = verbose
 
     # ---------------------------------------------------------------- fit -------------------
+    def _u_scale(self) -> float:
+        # a power of two: replicates of one design share the compiled programs (round_scale)
+        return round_scale(super()._u_scale())
+
     def _schedule(self) -> Schedule:
         n_adam = int(self.n_adam)
         return Schedule(n_adam=n_adam, n_lbfgs=int(self.n_lbfgs), lr=float(self.learning_rate),
@@ -197,7 +210,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
             coords={"step": np.arange(n), "param": list(self.space_.free),
                     "phase": ("step", ["adam"] * res.n_adam + ["lbfgs"] * (n - res.n_adam))},
             attrs={"restart_losses": res.restart_losses.tolist()})
-        self.loss_ = float(res.problem.loss(res.variables, res.data))
+        self.loss_ = float(loss_value(res.problem, res.variables, res.data))
         self.n_iter_ = n
         tail = h[max(res.n_adam, n - 100):, 0]
         self.converged_ = bool(not res.diverged and tail.size > 1 and np.isfinite(tail).all()
@@ -234,7 +247,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         bounds = [model.domain.x] + ([model.domain.y] if model.ndim == 2 else [])
         pts, quad = _observation_points(obs, keep, res.problem.scales, bounds, 4)
         z = jnp.asarray(res.z)
-        u = res.problem.u_hat(res.variables, jnp.asarray(pts), z)
+        u = u_hat_at(res.problem, res.variables, jnp.asarray(pts), z)
         mu = res.problem.scales.u * jnp.sum(u * jnp.asarray(quad), -1)
         p = self.space_.unpack(z)
         nuis = {n: p[n] for n in self.likelihood_.nuisance_names()}
@@ -265,7 +278,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
                                              unstack_tree(d, k), sch)
                                   for k, i in enumerate(idx)])
             states, _ = run_lbfgs(res.problem, states, d, sch, batched=True)
-            loss = jax.vmap(res.problem.loss)(states.variables, d)
+            loss = loss_values(res.problem, states.variables, d)
             m = min(size, B - s)
             zs.append(np.asarray(jax.vmap(res.problem.theta)(states.variables, d))[:m])
             fs.append(np.asarray(loss)[:m])
@@ -289,7 +302,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         if scheme == "parametric":
             p = self.space_.unpack(z_hat)
             nuis = {k: p[k] for k in self.likelihood_.nuisance_names()}
-            mu = res.problem.mu(res.variables, data, z_hat)
+            mu = mu_at(res.problem, res.variables, data, z_hat)
             keys = jax.random.split(key, n_boot)
             ys = jax.vmap(lambda k: self.likelihood_.sample(k, mu, nuis, data.extras))(keys)
             ws = jnp.ones((n_boot, n))
@@ -327,12 +340,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
     def _theta_hessian(self):
         res = self.pinn_
         N = float(jnp.sum(res.data.weights))
-
-        def f(z):
-            v = type(res.variables)(nn=res.variables.nn, theta=z)
-            return N * res.problem.loss(v, res.data)
-
-        return np.asarray(jax.hessian(f)(jnp.asarray(res.z)))
+        return N * np.asarray(loss_hessian_theta(res.problem, res.variables, res.data,
+                                                 jnp.asarray(res.z)))
 
     def _ci_wald(self, level):
         """Wald intervals from the curvature in theta with the network held at its weights."""

@@ -29,7 +29,11 @@ from ._problem import (
     Variables,
     build_problem,
     default_u_scale,
+    loglik_at,
+    loss_value,
+    residuals_at,
     time_origin,
+    u_hat_at,
 )
 from ._train import (
     Schedule,
@@ -84,15 +88,18 @@ class PINNFit:
     def predict(self, t, x, y=None) -> np.ndarray:
         """u at user-unit times and positions (broadcast together)."""
         xs = (x,) if y is None else (x, y)
-        return np.asarray(self.problem.predict(self.variables, jnp.asarray(self.z), t, *xs))
+        pts = jnp.asarray(self.problem.scales.to_unit(t, *xs))
+        return self.problem.scales.u * np.asarray(u_hat_at(self.problem, self.variables, pts,
+                                                           jnp.asarray(self.z)))
 
     def loglik_terms(self) -> np.ndarray:
         """Per-observation log-likelihood of the fitted observations."""
-        return np.asarray(self.problem.loglik_terms(self.variables, self.data))
+        return np.asarray(loglik_at(self.problem, self.variables, self.data))
 
     def residual_rms(self) -> float:
         """Root mean square scaled PDE residual at the fixed collocation points."""
-        return float(jnp.sqrt(jnp.mean(self.problem.residuals(self.variables, self.data) ** 2)))
+        r = residuals_at(self.problem, self.variables, self.data)
+        return float(jnp.sqrt(jnp.mean(r ** 2)))
 
     def residual_rms_heldout(self, n: int = 8192, seed: int = 12345) -> float:
         """Root mean square scaled PDE residual at ``n`` fresh uniform points (times drawn as
@@ -101,7 +108,7 @@ class PINNFit:
         sch = self.schedule or Schedule()
         pts = uniform_collocation(jax.random.PRNGKey(seed), n, self.data.colloc.shape[1], sch,
                                   self.data.colloc.dtype)
-        r = self.problem.residuals(self.variables, self.data, points=pts)
+        r = residuals_at(self.problem, self.variables, self.data, pts)
         return float(jnp.sqrt(jnp.mean(r ** 2)))
 
 
@@ -264,5 +271,5 @@ def _features(problem: PINNProblem) -> str:
 
 
 def _final_loss(problem, state, data) -> float:
-    loss = float(problem.loss(state.variables, data))
+    loss = float(loss_value(problem, state.variables, data))
     return loss if np.isfinite(loss) and not bool(state.diverged) else np.inf

@@ -128,11 +128,23 @@ def init_state(problem: PINNProblem, weights, theta0, data: PINNData,
     """A fresh state from network ``weights`` and unconstrained ``theta0`` (profile mask applied)."""
     theta0 = jnp.where(data.theta_mask, data.theta_fixed, jnp.asarray(theta0, float))
     v = Variables(nn=weights, theta=theta0)
-    return TrainState(variables=v, adam_state=schedule.adam().init(v),
-                      lbfgs_state=schedule.lbfgs().init(_upcast(v)), loss=jnp.asarray(jnp.inf),
-                      step=jnp.zeros((), jnp.int32),
-                      key=jax.random.PRNGKey(0) if key is None else key,
-                      n_bad=jnp.zeros((), jnp.int32), diverged=jnp.zeros((), bool))
+    return _strong(TrainState(variables=v, adam_state=schedule.adam().init(v),
+                              lbfgs_state=_lbfgs_init(schedule, v),
+                              loss=jnp.asarray(jnp.inf), step=jnp.zeros((), jnp.int32),
+                              key=jax.random.PRNGKey(0) if key is None else key,
+                              n_bad=jnp.zeros((), jnp.int32), diverged=jnp.zeros((), bool)))
+
+
+def _strong(tree):
+    """``tree`` with every weakly typed array made strongly typed. A compiled chunk returns
+    strong types; a state that enters with weak ones (fresh optimiser states, a Python-scalar
+    loss) would have the next chunk compiled a second time (twice 15-30 s for a 1-D fit)."""
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype)
+                        if isinstance(a, jax.Array) and a.weak_type else a, tree)
+
+
+def _lbfgs_init(schedule: Schedule, variables: Variables):
+    return _strong(schedule.lbfgs().init(_upcast(variables)))
 
 
 def _finite(tree) -> jax.Array:
@@ -244,7 +256,7 @@ def _run(kind, total, problem, state, data, schedule, batched, callback=None):
         if kind == "lbfgs" and schedule.resample and done > 0 and not batched:
             data = fresh_collocation(data, jax.random.fold_in(state.key, 10**6 + done), schedule)
             state = eqx.tree_at(lambda s: s.lbfgs_state, state,
-                                schedule.lbfgs().init(_upcast(state.variables)))
+                                _lbfgs_init(schedule, state.variables))
         state, info = _compiled(kind, n, batched)(problem, state, data, schedule)
         chunks.append(info)
         done += n
