@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 from coverage_solver import coverage_summary  # same folder (run as a script)
+from pinn_vs_solver import pinn_initial
 
 import physreg
 
@@ -34,7 +35,7 @@ METHODS = ("wald", "profile", "bootstrap")
 def replicate(seed, a):
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
     truth = physreg.datasets.truth_of(ds)
-    ic = dict(initial=a.initial, t0=float(ds.attrs["t0"]) if a.initial == "gaussian" else None)
+    ic = pinn_initial(a.initial, ds)
     est = physreg.PINNEstimator(**ic, random_state=seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -71,7 +72,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-rep", type=int, default=100)
     ap.add_argument("--n-boot", type=int, default=100)
-    ap.add_argument("--initial", choices=("gaussian", "first"), default="first")
+    ap.add_argument("--initial", choices=("gaussian", "heat", "first"), default="first")
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="start no new replicate after this many minutes (rerun to resume)")

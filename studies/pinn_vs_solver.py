@@ -91,6 +91,15 @@ SOLVER_CONFIG = "solver;initial=gaussian;grid=64;n_starts=2;tol=1e-7"
 HARD_IC = {"gaussian": False, "hard": True, "heat": "heat"}   # --initial -> hard_ic
 
 
+def pinn_initial(kind: str, ds) -> dict:
+    """PINNEstimator keywords of the initial-condition option ``kind`` (see the docstring)."""
+    if kind == "free":
+        return dict(initial="first", free_initial=True)
+    if kind in HARD_IC:
+        return dict(initial="gaussian", t0=float(ds.attrs["t0"]), hard_ic=HARD_IC[kind])
+    return dict(initial=kind, t0=None)
+
+
 def config_name(a) -> str:
     return (f"initial={a.initial};n_adam={a.n_adam};n_lbfgs={a.n_lbfgs};width={a.width};"
             f"float32={a.float32};relative_floor={a.relative_floor}"
@@ -105,12 +114,7 @@ def fit_one(seed, a, methods):
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
     truth = physreg.datasets.truth_of(ds)
     t0 = float(ds.attrs["t0"])
-    if a.initial == "free":
-        ic = dict(initial="first", free_initial=True)
-    elif a.initial in HARD_IC:
-        ic = dict(initial="gaussian", t0=t0, hard_ic=HARD_IC[a.initial])
-    else:
-        ic = dict(initial=a.initial, t0=None)
+    ic = pinn_initial(a.initial, ds)
     ests = {
         # the solver as in studies/coverage_solver.py: Gaussian introduction fitted, t0 known
         "solver": lambda: physreg.SolverEstimator(initial="gaussian", t0=t0, grid=64,

@@ -7,6 +7,7 @@ shared by the module. The accurate fit (D, r within 5 % of the truth) is the slo
 import pickle
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
@@ -16,11 +17,13 @@ from sklearn.utils import estimator_checks as ec
 
 import physreg
 from physreg.pinn._estimator import PINNEstimator
+from physreg.pinn._problem import with_observations
+from physreg.pinn._train import stack_trees
 
 # tiny network and schedule: the fixture's fit takes a few seconds after compilation
 TINY = dict(initial="first", width=16, depth=2, modes=6, n_collocation=256,
             n_adam=1000, n_lbfgs=1500, refit_lbfgs=20, random_state=0)
-BATCH = 2  # refits per vmapped batch: every bootstrap and profile batch has this shape (one compile)
+BATCH = 2  # refits per vmapped batch: every vmapped batch has this shape (one compile)
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +194,28 @@ def test_bootstrap_interval(fitted):
     assert float(fitted.bootstrap_.sel(param="D").std()) > 0
 
 
+def test_sequential_refits_equal_vmapped_refits(fitted):
+    """batch_size=1 (one refit after another through an unbatched program) and a vmapped
+    batch run the same L-BFGS iterations."""
+    res = fitted.pinn_
+    ys = res.data.y[None] * jnp.asarray([[1.0], [1.02]])
+    datas = with_observations(stack_trees([res.data] * 2), y=ys)
+    z0 = jnp.broadcast_to(jnp.asarray(res.z), (2, res.z.size))
+    z1, f1, ok1 = fitted._refit_batch(datas, z0, 1)
+    z2, f2, ok2 = fitted._refit_batch(datas, z0, BATCH)
+    assert ok1.all() and ok2.all()
+    np.testing.assert_allclose(z1, z2, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(f1, f2, rtol=1e-8)
+    assert np.abs(z1[1] - z1[0]).max() > 1e-4           # the two data sets gave two fits
+    with pytest.raises(ValueError, match="batch_size"):
+        fitted._refit_batch(datas, z0, 0)
+
+
 def test_profile_interval(fitted):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        ci = fitted.confidence_intervals(method="profile", params=["D", "r"], n_points=1,
-                                         batch_size=BATCH)
+        # the default: refits one after another (the vmapped path is the bootstrap test's)
+        ci = fitted.confidence_intervals(method="profile", params=["D", "r"], n_points=1)
     _check_interval(ci, fitted)
     assert np.isnan(ci.sel(param="gamma").values).all()
     assert fitted.profiles_["deviance"].dims == ("param", "point")

@@ -216,8 +216,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         self.converged_ = bool(not res.diverged and tail.size > 1 and np.isfinite(tail).all()
                                and abs(tail[-1] - tail[0]) <= 1e-5 * max(1.0, abs(tail[-1])))
         self.diverged_ = res.diverged
-        self.residual_rms_ = res.residual_rms()
-        self.residual_rms_heldout_ = res.residual_rms_heldout()
+        self.residual_rms_, self.residual_rms_heldout_ = res.residual_check()
         if self.residual_rms_heldout_ > 3.0 * max(self.residual_rms_, 1e-3):
             warnings.warn(
                 f"The PDE residual at fresh points (rms {self.residual_rms_heldout_:.3g}) is "
@@ -260,11 +259,21 @@ class PINNEstimator(ReactionDiffusionEstimator):
                         chunk=max(int(self.refit_lbfgs), 1))
 
     def _refit_batch(self, datas, z_starts, batch_size):
-        """Warm-started refits of a batch of data (leading axis), in vmapped chunks.
+        """Warm-started L-BFGS refits (``refit_lbfgs`` iterations from the fitted network) of
+        a batch of data (leading axis). Returns (z (B, p), loss (B,), ok (B,)).
 
-        The chunks have equal sizes (at most ``batch_size``; the last one padded by repeating
-        its final item, results discarded), so one compiled program serves them all.
-        Returns (z (B, p), loss (B,), ok (B,))."""
+        ``batch_size=1``: one after another through the fit's own compiled L-BFGS program
+        (nothing to compile). ``batch_size > 1``: vmapped chunks of equal sizes (at most
+        ``batch_size``; the last one padded by repeating its final item, results discarded),
+        one compiled program for all. On CPU one at a time is faster: under ``vmap`` the
+        line search's ``lax.cond`` branches become selects, so every lane evaluates the loss
+        in both branches at every line-search step, for as many steps as its slowest lane
+        needs (1-D heat fit, 100 bootstrap refits: see the README).
+        """
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if int(batch_size) == 1:
+            return self._refit_sequential(datas, z_starts)
         res = self.pinn_
         sch = self._refit_schedule()
         B = z_starts.shape[0]
@@ -285,14 +294,30 @@ class PINNEstimator(ReactionDiffusionEstimator):
             oks.append((~np.asarray(states.diverged) & np.isfinite(np.asarray(loss)))[:m])
         return np.concatenate(zs), np.concatenate(fs), np.concatenate(oks)
 
+    def _refit_sequential(self, datas, z_starts):
+        res = self.pinn_
+        sch = res.schedule       # the fit's schedule: its compiled L-BFGS chunks serve again
+        n = int(self.refit_lbfgs)
+        zs, fs, oks = [], [], []
+        for i in range(z_starts.shape[0]):
+            d = unstack_tree(datas, i)
+            state = init_state(res.problem, res.variables.nn, z_starts[i], d, sch)
+            state, _ = run_lbfgs(res.problem, state, d, sch, n=n)
+            loss = float(loss_value(res.problem, state.variables, d))
+            zs.append(np.asarray(res.problem.theta(state.variables, d)))
+            fs.append(loss)
+            oks.append(not bool(state.diverged) and np.isfinite(loss))
+        return np.stack(zs), np.asarray(fs), np.asarray(oks)
+
     # ---------------------------------------------------------------- intervals -------------
     def _ci_bootstrap(self, level, n_boot=None, scheme="parametric", kind="percentile",
-                      batch_size=20):
+                      batch_size=1):
         """Bootstrap intervals from warm-started refits: ``scheme`` = "parametric" (simulate
         from the fitted PINN), "nonparametric" (resample observations) or "block" (resample
         whole time slices). The replicates (``bootstrap_``, user units) are re-centred by the
         drift of a control refit on the observed data (``bootstrap_.attrs["refit_drift"]``,
-        unconstrained scale)."""
+        unconstrained scale). ``batch_size``: refits per vmapped program; 1, the default, runs
+        them one after another, faster on CPU (see ``_refit_batch``)."""
         res = self.pinn_
         n_boot = int(n_boot or self.n_boot)
         data = res.data
@@ -354,7 +379,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         self.covariance_ = cov
         return self._interval_array(self.pinn_.z - q * se, self.pinn_.z + q * se, level, "wald")
 
-    def _ci_profile(self, level, n_points=6, max_sd=6.0, params=None, batch_size=20):
+    def _ci_profile(self, level, n_points=6, max_sd=6.0, params=None, batch_size=1):
         """Profile intervals of the penalised objective; ``params`` restricts the profiles.
 
         A first batch of refits at +-2 conditional standard errors measures the profile's

@@ -98,18 +98,23 @@ class PINNFit:
 
     def residual_rms(self) -> float:
         """Root mean square scaled PDE residual at the fixed collocation points."""
-        r = residuals_at(self.problem, self.variables, self.data)
-        return float(jnp.sqrt(jnp.mean(r ** 2)))
+        return self.residual_check()[0]
 
     def residual_rms_heldout(self, n: int = 8192, seed: int = 12345) -> float:
         """Root mean square scaled PDE residual at ``n`` fresh uniform points (times drawn as
         the collocation times are): much above :meth:`residual_rms`, the network satisfies the
         PDE only at the collocation points."""
+        return self.residual_check(n, seed)[1]
+
+    def residual_check(self, n: int = 8192, seed: int = 12345) -> tuple[float, float]:
+        """(:meth:`residual_rms`, :meth:`residual_rms_heldout`) from one compiled evaluation."""
         sch = self.schedule or Schedule()
         pts = uniform_collocation(jax.random.PRNGKey(seed), n, self.data.colloc.shape[1], sch,
                                   self.data.colloc.dtype)
-        r = residuals_at(self.problem, self.variables, self.data, pts)
-        return float(jnp.sqrt(jnp.mean(r ** 2)))
+        nc = self.data.colloc.shape[0]
+        r = residuals_at(self.problem, self.variables, self.data,
+                         jnp.concatenate([self.data.colloc, pts]))
+        return (float(jnp.sqrt(jnp.mean(r[:nc] ** 2))), float(jnp.sqrt(jnp.mean(r[nc:] ** 2))))
 
 
 def parameter_space(model: ReactionDiffusion, likelihood: ObservationModel, *, time_scale: float,
