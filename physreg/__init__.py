@@ -9,6 +9,7 @@ from . import datasets as datasets
 from . import likelihoods as likelihoods
 from . import model as model
 from . import model_selection as model_selection
+from ._config import enable_compilation_cache as enable_compilation_cache
 from .estimators import SolverEstimator as SolverEstimator
 from .mcmc import MCMCEstimator as MCMCEstimator
 
