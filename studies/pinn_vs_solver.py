@@ -103,7 +103,7 @@ def pinn_initial(kind: str, ds) -> dict:
 def config_name(a) -> str:
     return (f"initial={a.initial};n_adam={a.n_adam};n_lbfgs={a.n_lbfgs};width={a.width};"
             f"float32={a.float32};relative_floor={a.relative_floor}"
-            + (";resample=True" if a.resample else ""))
+            + (";resample=True" if a.resample else "") + (f";tag={a.tag}" if a.tag else ""))
 
 
 def configs(a) -> dict:
@@ -217,6 +217,9 @@ def main():
     ap.add_argument("--resample", action="store_true",
                     help="fresh collocation points during training (PINNEstimator(resample=True))")
     ap.add_argument("--relative-floor", type=float, default=None)
+    ap.add_argument("--tag", default="",
+                    help="a label for a rerun of the same options after a code change: its rows "
+                         "and summary (suffix _TAG) are kept apart")
     ap.add_argument("--shard", default="0/1", help="i/n: this process does seeds with index %% n == i")
     ap.add_argument("--summary-only", action="store_true")
     ap.add_argument("--max-minutes", type=float, default=None,
@@ -249,6 +252,7 @@ def main():
     suffix += "_f32" if a.float32 else ""
     if (a.n_adam, a.n_lbfgs) != (2000, 3000):
         suffix += f"_adam{a.n_adam}_lbfgs{a.n_lbfgs}"
+    suffix += f"_{a.tag}" if a.tag else ""
     (OUT / f"pinn_vs_solver_{a.initial}{suffix}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 
