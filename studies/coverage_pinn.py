@@ -3,7 +3,8 @@
 Each replicate: fresh data from ``physreg.datasets.make_fisher_kpp_1d(random_state=seed)``
 (8 times x 25 sites, 5% Gaussian noise, D = 0.1, r = 1, gamma = 1), a ``PINNEstimator`` fit
 (``--initial first``: the first observed slice is the initial field, as in
-studies/pinn_vs_solver.py; or ``--initial gaussian`` with t0 known), then profile (D, r),
+studies/pinn_vs_solver.py; ``--initial gaussian`` with t0 known; or ``--initial heat``, the
+same with the heat-kernel ansatz, ``hard_ic="heat"``), then profile (D, r),
 parametric-bootstrap percentile (``--n-boot`` warm-started refits) and conditional Wald
 intervals. Coverage is the fraction of replicates whose interval contains the truth, with its
 Monte Carlo standard error sqrt(c (1 - c) / n).
@@ -12,6 +13,11 @@ Rows are appended to studies/results/coverage_pinn.csv as replicates finish (rer
 the summary goes to studies/results/coverage_pinn_summary.json.
 
     python studies/coverage_pinn.py --n-rep 100 --n-boot 100
+    python studies/coverage_pinn.py --initial heat --n-rep 100 --n-boot 100
+
+With ``--initial heat`` a replicate takes about 10 minutes on 2 cores (fit 33 s, 100 bootstrap
+refits 383 s, profiles 173 s: ``studies/pinn_intervals_timing.py``), so 100 replicates about
+16 h; use ``--max-minutes`` and rerun to resume.
 """
 
 import argparse

@@ -15,11 +15,10 @@ to studies/results/pinn_intervals_timing.jsonl.
     python studies/pinn_intervals_timing.py --n-boot 100
     python studies/pinn_intervals_timing.py --data make --seed 1000 --initial heat --n-boot 100
 
-On seed 1000 with ``--initial heat`` (fit 77-87 s cold), 10 warm-started refits of 500
-L-BFGS iterations took 3.97 s each one after another and 15.6 s each vmapped in one batch of
-10 (20.5 s with its compilation), with the same estimates (D mean 0.10195 vs 0.10200): under
-``vmap`` the line search's branches all run for every lane. A vmapped 100-refit bootstrap
-(``--batch-size 20``) ran past 27 minutes and was stopped.
+On seed 1000 with ``--initial heat`` (last row of the results): PINN fit 98 s in a fresh
+process, 100 bootstrap refits 383 s (solver 18 s), profiles of D and r 173 s (solver 8.4 s).
+Refits one after another are 3.4x faster than vmapped (``benchmarks/bench_pinn_refits.py``);
+a vmapped 100-refit bootstrap (``--batch-size 20``) ran past 27 minutes and was stopped.
 """
 
 import argparse
