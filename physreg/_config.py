@@ -11,7 +11,7 @@ cheaper in float32 (the PINN) cast their own weights explicitly.
 ``tests/test_config.py`` checks that results do not depend on what the user
 set before importing physreg.
 
-Compilation dominates a first PINN fit (about 40 of 75 s for the 1-D yardstick on 2 cores):
+Compilation dominates a first PINN fit (about 40 of 86 s for the 1-D yardstick on 2 cores):
 :func:`enable_compilation_cache` keeps JAX's compiled programs on disk, so that a new Python
 process fitting a problem of the same shapes loads them instead of compiling. It is off unless
 called or ``PHYSREG_CACHE_DIR`` is set (then on at import, in that folder).

@@ -94,6 +94,18 @@ def initial_guess(model, obs: Observations, likelihood, space, *, time_scale: fl
     return out
 
 
+
+def density_scale(y, likelihood) -> float:
+    """Typical density of observations ``y``: the 95% quantile of ``|y|`` (or its maximum, or
+    1), divided by the observation model's fixed ``kappa`` if it has one; ``1 / kappa`` for
+    presence data."""
+    kappa = getattr(likelihood, "kappa", None)
+    if likelihood.name in ("binomial", "bernoulli"):
+        return 1.0 / (kappa or 1.0)
+    y = np.abs(np.asarray(y, float))
+    scale = float(np.quantile(y, 0.95)) or float(y.max()) or 1.0
+    return scale / kappa if kappa else scale
+
 class ReactionDiffusionEstimator(BaseEstimator):
     """Shared machinery of physreg's estimators (not used directly).
 
@@ -196,13 +208,8 @@ class ReactionDiffusionEstimator(BaseEstimator):
         return {"time": T, "u": u, "cov": cov}
 
     def _u_scale(self) -> float:
-        """Typical density: from the data, divided by a fixed kappa for counts/presence."""
-        y = np.abs(self.obs_.value)
-        kappa = getattr(self.likelihood_, "kappa", None)
-        if self.likelihood_.name in ("binomial", "bernoulli"):
-            return 1.0 / (kappa or 1.0)
-        scale = float(np.quantile(y, 0.95)) or float(y.max()) or 1.0
-        return scale / kappa if kappa else scale
+        """Typical density of the observations (:func:`density_scale`)."""
+        return density_scale(self.obs_.value, self.likelihood_)
 
     def _param_units(self, names) -> dict:
         u = self.obs_.units

@@ -32,11 +32,11 @@ from ..likelihoods import EXTRAS_KEYS as _LIK_EXTRAS
 from ._fit import fit_pinn
 from ._problem import (
     _observation_points,
+    default_u_scale,
     loss_hessian_theta,
     loss_value,
     loss_values,
     mu_at,
-    round_scale,
     u_hat_at,
     with_observations,
 )
@@ -148,7 +148,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
     # ---------------------------------------------------------------- fit -------------------
     def _u_scale(self) -> float:
         # a power of two: replicates of one design share the compiled programs (round_scale)
-        return round_scale(super()._u_scale())
+        return default_u_scale(self.obs_.value, self.likelihood_)
 
     def _schedule(self) -> Schedule:
         n_adam = int(self.n_adam)

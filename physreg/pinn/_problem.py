@@ -31,6 +31,7 @@ import jinns
 import numpy as np
 
 from ..data import Observations
+from ..estimators import density_scale
 from ..likelihoods import EXTRAS_KEYS as _LIK_EXTRAS
 from ..likelihoods import ObservationModel
 from ..model import (
@@ -358,14 +359,9 @@ def _covariate_grids(model: ReactionDiffusion, covariates, scales: Scales):
 
 
 def default_u_scale(y, likelihood: ObservationModel) -> float:
-    """Density scale from the data: the 95% quantile of ``|y|`` over a fixed ``kappa``
-    (``1 / kappa`` for presence data), rounded to a power of two (:func:`round_scale`)."""
-    kappa = getattr(likelihood, "kappa", None)
-    if likelihood.name in ("binomial", "bernoulli"):
-        return 1.0 / (kappa or 1.0)
-    y = np.abs(np.asarray(y, float))
-    scale = float(np.quantile(y, 0.95)) or float(y.max()) or 1.0
-    return round_scale(scale / kappa if kappa else scale)
+    """Density scale from the data (:func:`physreg.estimators.density_scale`), rounded to a
+    power of two (:func:`round_scale`)."""
+    return round_scale(density_scale(y, likelihood))
 
 
 def round_scale(u: float) -> float:
