@@ -9,11 +9,14 @@ parametric-bootstrap percentile (``--n-boot`` warm-started refits) and condition
 intervals. Coverage is the fraction of replicates whose interval contains the truth, with its
 Monte Carlo standard error sqrt(c (1 - c) / n).
 
-Rows are appended to studies/results/coverage_pinn.csv as replicates finish (rerunning resumes);
-the summary goes to studies/results/coverage_pinn_summary.json.
+Rows are appended to studies/results/coverage_pinn_<initial>_<methods>.csv as replicates finish
+(rerunning with the same options resumes); the summary goes to the same name with
+``_summary.json``. ``--methods`` picks the interval methods (all three by default): Wald alone
+costs a fit and a Hessian, about 40 s a replicate.
 
     python studies/coverage_pinn.py --n-rep 100 --n-boot 100
     python studies/coverage_pinn.py --initial heat --n-rep 100 --n-boot 100
+    python studies/coverage_pinn.py --initial heat --n-rep 100 --methods wald
 
 With ``--initial heat`` a replicate takes about 10 minutes on 2 cores (fit 33 s, 100 bootstrap
 refits 383 s, profiles 173 s: ``studies/pinn_intervals_timing.py``), so 100 replicates about
@@ -33,9 +36,12 @@ from pinn_vs_solver import pinn_initial
 import physreg
 
 OUT = Path(__file__).parent / "results"
-CSV = OUT / "coverage_pinn.csv"
 PARAMS = ("D", "r")
 METHODS = ("wald", "profile", "bootstrap")
+
+
+def csv_path(a):
+    return OUT / f"coverage_pinn_{a.initial}_{'_'.join(a.methods)}.csv"
 
 
 def replicate(seed, a):
@@ -47,12 +53,12 @@ def replicate(seed, a):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(ds)
-        cis = {
-            "wald": est.confidence_intervals(method="wald"),
-            "profile": est.confidence_intervals(method="profile", params=list(PARAMS)),
-            "bootstrap": est.confidence_intervals(method="bootstrap", n_boot=a.n_boot),
-        }
-    row = {"seed": seed, "initial": a.initial, "n_boot": a.n_boot,
+        cis = {}
+        for m in a.methods:
+            kw = {"profile": {"params": list(PARAMS)}, "bootstrap": {"n_boot": a.n_boot}}
+            cis[m] = est.confidence_intervals(method=m, **kw.get(m, {}))
+    row = {"seed": seed, "initial": a.initial,
+           "n_boot": a.n_boot if "bootstrap" in a.methods else 0,
            "seconds": time.perf_counter() - t0, "fit_seconds": est.fit_time_,
            "converged": est.converged_}
     for p in PARAMS:
@@ -64,13 +70,16 @@ def replicate(seed, a):
     return row
 
 
-def summarize(initial):
-    with open(CSV) as f:
-        rows = [r for r in csv.DictReader(f) if r["initial"] == initial]
-    if not rows:
-        return {"initial": initial, "n_replicates": 0}
-    out = {"initial": initial, **coverage_summary(rows, PARAMS, METHODS)}
-    (OUT / "coverage_pinn_summary.json").write_text(json.dumps(out, indent=1))
+def summarize(a):
+    path = csv_path(a)
+    if not path.exists():
+        return {"initial": a.initial, "n_replicates": 0}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    out = {"initial": a.initial, "methods": list(a.methods),
+           **coverage_summary(rows, PARAMS, a.methods)}
+    out["n_converged"] = sum(r["converged"] == "True" for r in rows)
+    path.with_name(path.stem + "_summary.json").write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -80,14 +89,19 @@ def main():
     ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument("--initial", choices=("gaussian", "heat", "first"), default="first")
     ap.add_argument("--first-seed", type=int, default=1000)
+    ap.add_argument("--methods", type=lambda s: tuple(s.split(",")), default=METHODS,
+                    help="comma-separated interval methods among wald,profile,bootstrap")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="start no new replicate after this many minutes (rerun to resume)")
     a = ap.parse_args()
+    if not a.methods or set(a.methods) - set(METHODS):
+        ap.error(f"--methods must be among {','.join(METHODS)}")
     OUT.mkdir(exist_ok=True)
+    path = csv_path(a)
     done = set()
-    if CSV.exists():
-        with open(CSV) as f:
-            done = {int(r["seed"]) for r in csv.DictReader(f) if r["initial"] == a.initial}
+    if path.exists():
+        with open(path) as f:
+            done = {int(r["seed"]) for r in csv.DictReader(f)}
     t_start = time.perf_counter()
     for seed in range(a.first_seed, a.first_seed + a.n_rep):
         if seed in done:
@@ -96,15 +110,15 @@ def main():
             print("time budget spent; rerun to resume", flush=True)
             break
         row = replicate(seed, a)
-        new = not CSV.exists()
-        with open(CSV, "a") as f:
+        new = not path.exists()
+        with open(path, "a") as f:
             w = csv.DictWriter(f, list(row))
             if new:
                 w.writeheader()
             w.writerow(row)
         print(f"seed {seed}: {row['seconds']:.1f} s  D {row['D_hat']:.4f}  r {row['r_hat']:.4f}",
               flush=True)
-    print(json.dumps(summarize(a.initial), indent=1))
+    print(json.dumps(summarize(a), indent=1))
 
 
 if __name__ == "__main__":
