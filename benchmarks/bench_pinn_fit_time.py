@@ -4,7 +4,10 @@ The 1-D yardstick (``make_fisher_kpp_1d``, 8 times x 25 sites, Gaussian introduc
 known date; PINN with the heat-kernel ansatz, ``hard_ic="heat"``). Each case runs in a fresh
 Python process (imports excluded, everything else included):
 
-- ``cold``: nothing compiled; the fit compiles its Adam and L-BFGS programs;
+- ``cold``: nothing compiled; the fit compiles its Adam program, and its L-BFGS program in a
+  background thread while Adam compiles and trains (``physreg.pinn._train.compile_ahead``);
+- ``cold, one thread``: the same with the compilation ahead switched off (the L-BFGS program
+  compiles when L-BFGS starts, as before);
 - ``next dataset``: a second data set (another seed) fitted in the same process: its programs
   are reused (the density scale is rounded to a power of two, so they match);
 - ``cache, first`` / ``cache, warm``: with ``physreg.enable_compilation_cache`` on an empty
@@ -35,6 +38,12 @@ import physreg
 args = json.loads(sys.argv[1])
 if args["cache"]:
     physreg.enable_compilation_cache(args["cache"])
+if args.get("no_ahead"):
+    import concurrent.futures
+    import physreg.pinn._fit as F
+    def _done(*a, **k):
+        f = concurrent.futures.Future(); f.set_result(None); return f
+    F._compile_ahead = _done
 out = {}
 for label, seed in args["fits"]:
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
@@ -54,9 +63,9 @@ print(json.dumps(out))
 """
 
 
-def child(method, fits, a, cache=None):
+def child(method, fits, a, cache=None, no_ahead=False):
     args = {"method": method, "fits": fits, "cache": cache, "n_adam": a.n_adam,
-            "n_lbfgs": a.n_lbfgs}
+            "n_lbfgs": a.n_lbfgs, "no_ahead": no_ahead}
     out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True,
                          text=True, check=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -74,12 +83,15 @@ def main():
     cases = {}
     cases.update(child("solver", [["solver", s1]], a))
     cases.update(child("pinn", [["cold", s1], ["next dataset", s2]], a))
+    cases.update(child("pinn", [["cold, one thread", s1]], a, no_ahead=True))
     with tempfile.TemporaryDirectory() as tmp:
         cases.update(child("pinn", [["cache, first", s1]], a, cache=tmp))
         cases.update(child("pinn", [["cache, warm", s1]], a, cache=tmp))
     solver = cases["solver"]["seconds"]
     for v in cases.values():
         v["ratio_to_solver"] = v["seconds"] / solver
+    cases["cold"]["ratio_to_one_thread"] = (cases["cold"]["seconds"]
+                                            / cases["cold, one thread"]["seconds"])
     out = {"n_adam": a.n_adam, "n_lbfgs": a.n_lbfgs, "host": platform.node(), "cases": cases}
     OUT.parent.mkdir(exist_ok=True)
     results = json.loads(OUT.read_text()) if OUT.exists() else []

@@ -34,7 +34,7 @@ from physreg.pinn import (
 )
 from physreg.pinn._physics import network_derivatives, scalar_network, taylor_streams
 from physreg.pinn._problem import ModelParams, default_u_scale, round_scale
-from physreg.pinn._train import _compiled, stack_trees, unstack_tree
+from physreg.pinn._train import _compiled, compile_ahead, stack_trees, unstack_tree
 from physreg.solvers import FiniteVolumeSolver
 
 TRUTH = dict(D=0.1, r=1.0, gamma=1.0, ic_x=2.0, ic_width=0.5, ic_mass=1.0)
@@ -280,6 +280,30 @@ def test_chunks_reuse_one_compiled_program(tiny):
     assert signature(s) == signature(s0)
     after = programs()
     assert all(after[k] - before[k] <= 1 for k in after)    # 3 and 2 chunks, one program each
+
+
+def test_compile_ahead_leaves_nothing_to_compile(tiny, caplog):
+    """``compile_ahead`` (background thread) compiles the L-BFGS chunk a fit runs after Adam:
+    the run then compiles nothing. JAX logs each XLA compilation with the function's name."""
+    prob, data, w, space = tiny
+    sch = Schedule(n_adam=0, n_lbfgs=7, chunk=7, ramp_steps=0)    # a program no test ran
+    s0 = init_state(prob, w, space.pack(dict(D=0.05, r=0.5, gamma=0.5, sigma=0.1)), data, sch)
+
+    def compiled_runs():
+        return [r.getMessage() for r in caplog.records
+                if "XLA compilation of jit(run)" in r.getMessage()]
+
+    jax.config.update("jax_log_compiles", True)     # global: the compile runs in a thread
+    try:
+        with caplog.at_level("WARNING"):
+            compile_ahead([(("lbfgs", 7), (prob, s0, data, sch))]).result()
+            assert len(compiled_runs()) == 1              # the detector sees the compilation
+            caplog.clear()
+            s, info = run_lbfgs(prob, s0, data, sch)
+            assert compiled_runs() == []
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert info.loss.shape == (7,) and np.isfinite(float(s.loss))
 
 
 def test_density_scale_is_a_power_of_two():

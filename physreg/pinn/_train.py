@@ -19,6 +19,7 @@ steps is flagged ``diverged``.
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -30,7 +31,8 @@ import optax
 
 from ._problem import PINNData, PINNProblem, Variables
 
-__all__ = ["Schedule", "TrainState", "TrainInfo", "init_state", "run_adam", "run_lbfgs"]
+__all__ = ["Schedule", "TrainState", "TrainInfo", "init_state", "run_adam", "run_lbfgs",
+           "compile_ahead"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,31 @@ def _compiled(kind: str, n: int, batched: bool):
             fn = jax.vmap(fn, in_axes=(None, 0, 0, None))
         _COMPILED[key] = eqx.filter_jit(fn)
     return _COMPILED[key]
+
+
+_AHEAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="physreg-xla")
+
+
+def compile_ahead(jobs) -> concurrent.futures.Future:
+    """Compile programs in a background thread, without running them.
+
+    ``jobs``: ``(fn, args)`` pairs, ``fn`` an ``eqx.filter_jit`` function (``("adam" |
+    "lbfgs", n)`` for the training chunk of ``n`` steps) and ``args`` arguments of the shapes and
+    types it will be called with. ``fn.lower(*args).compile()`` fills the cache the later call
+    reads, so that call runs without compiling. XLA compiles outside Python's lock: on 2 cores
+    the L-BFGS program compiles while Adam trains (``fit_pinn``). A job that fails is
+    skipped (the call then compiles as usual). Returns a future: wait on it before the calls.
+    """
+    def work():
+        for fn, args in jobs:
+            if isinstance(fn, tuple):
+                fn = _compiled(*fn, False)
+            try:
+                fn.lower(*args).compile()
+            except Exception:     # noqa: BLE001 - the later call compiles and reports errors
+                pass
+
+    return _AHEAD.submit(work)
 
 
 def uniform_collocation(key, n: int, dim: int, schedule: Schedule, dtype=jnp.float64):
