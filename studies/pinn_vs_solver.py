@@ -108,7 +108,9 @@ def pinn_initial(kind: str, ds) -> dict:
 def config_name(a) -> str:
     return (f"initial={a.initial};n_adam={a.n_adam};n_lbfgs={a.n_lbfgs};width={a.width};"
             f"float32={a.float32};relative_floor={a.relative_floor}"
-            + (";resample=True" if a.resample else "") + (f";tag={a.tag}" if a.tag else ""))
+            + (";resample=True" if a.resample else "")
+            + (f";lambda_pde={a.lambda_pde:g}" if a.lambda_pde != 100.0 else "")
+            + (f";tag={a.tag}" if a.tag else ""))
 
 
 def configs(a) -> dict:
@@ -127,7 +129,8 @@ def fit_one(seed, a, methods):
         "pinn": lambda: physreg.PINNEstimator(**ic, n_adam=a.n_adam, n_lbfgs=a.n_lbfgs,
                                               width=a.width, float32=a.float32,
                                               relative_floor=a.relative_floor,
-                                              resample=a.resample, random_state=seed),
+                                              resample=a.resample, lambda_pde=a.lambda_pde,
+                                              random_state=seed),
     }
     rows = []
     for name in methods:
@@ -222,6 +225,8 @@ def main():
     ap.add_argument("--resample", action="store_true",
                     help="fresh collocation points during training (PINNEstimator(resample=True))")
     ap.add_argument("--relative-floor", type=float, default=None)
+    ap.add_argument("--lambda-pde", type=float, default=100.0,
+                    help="PINNEstimator(lambda_pde=...): weight of the PDE residual")
     ap.add_argument("--tag", default="",
                     help="a label for a rerun of the same options after a code change: its rows "
                          "and summary (suffix _TAG) are kept apart")
@@ -257,6 +262,7 @@ def main():
     suffix += "_f32" if a.float32 else ""
     if (a.n_adam, a.n_lbfgs) != (2000, 3000):
         suffix += f"_adam{a.n_adam}_lbfgs{a.n_lbfgs}"
+    suffix += f"_lam{a.lambda_pde:g}" if a.lambda_pde != 100.0 else ""
     suffix += f"_{a.tag}" if a.tag else ""
     (OUT / f"pinn_vs_solver_{a.initial}{suffix}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
