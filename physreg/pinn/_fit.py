@@ -277,8 +277,9 @@ def fit_pinn(model: ReactionDiffusion, obs: Observations, likelihood="gaussian",
 
 def _compile_ahead(problem, state, data, schedule):
     """While Adam compiles and trains, compile what runs after it: the L-BFGS chunk, the loss
-    and the residual check (``PINNFit.residual_check``'s default points). Halves a first fit's
-    compile time on 2 cores (``benchmarks/bench_pinn_fit_time.py``)."""
+    and the residual check (``PINNFit.residual_check``'s default points). A first 1-D fit on 2
+    cores: 80 s instead of 88 s (``benchmarks/bench_pinn_fit_time.py``; XLA already compiles
+    each program on about 1.6 cores, so the overlap is partial)."""
     jobs = []
     if schedule.n_lbfgs > 0:
         jobs.append((("lbfgs", min(schedule.chunk, schedule.n_lbfgs)),
