@@ -8,7 +8,14 @@ fitted, then the PINN (``initial="gaussian"``, t0 known, ``hard_ic="heat"``) in 
 - ``fixD``: D held at the solver's value, everything else fitted;
 - ``lam<L>`` / ``lam<L>start``: ``lambda_pde = L``, from the default start / from the solver MLE;
 - ``w<W>`` / ``w<W>start``: hidden width ``W`` (default 32), from either start;
-- ``long``: 9000 L-BFGS iterations instead of 3000.
+- ``long``: 9000 L-BFGS iterations instead of 3000;
+- ``fixall`` / ``lam<L>fixall``: every parameter held at the solver MLE (a forward PINN solve).
+
+Each row also checks the PINN as a forward solver *at its own parameters*: the finite-volume
+solver (grid 64) run with the PINN's fitted theta, both evaluated on 401 points at the middle
+and the last observed time: relative L2 difference and the spatial spread of u (the standard
+deviation of x under u / integral of u). A PINN whose u spreads wider than the exact solution
+for the same D has to report a lower D to match the data.
 
 If ``start`` drifts away from the solver's D to a *lower* penalised loss, the minimum of the
 objective is biased (not a failure to reach it). Each row records the final penalised loss, its
@@ -45,6 +52,10 @@ def variant_kwargs(var: str, solver: dict) -> dict:
         kw["initial_params"] = solver
     elif var == "fixD":
         kw["fixed"] = {"D": solver["D"]}
+    elif var.endswith("fixall"):
+        kw["fixed"] = dict(solver)
+        if var.startswith("lam"):
+            kw["lambda_pde"] = float(var[3:].removesuffix("fixall"))
     elif var.startswith("lam"):
         kw["lambda_pde"] = float(var[3:].removesuffix("start"))
         if var.endswith("start"):
@@ -56,6 +67,31 @@ def variant_kwargs(var: str, solver: dict) -> dict:
     elif var != "default":
         raise ValueError(f"unknown variant {var!r}")
     return kw
+
+
+def spread(x, u):
+    w = np.clip(u, 0, None)
+    m = np.sum(w * x) / np.sum(w)
+    return float(np.sqrt(np.sum(w * (x - m) ** 2) / np.sum(w)))
+
+
+def forward_check(est, sol, ds) -> dict:
+    """The PINN's u against the finite-volume solution at the PINN's own parameters."""
+    sol_at = sol.__class__.__new__(sol.__class__)
+    sol_at.__dict__.update(sol.__dict__)
+    p = {str(k): float(est.params_.sel(param=k)) for k in est.params_.param.values}
+    sol_at.z_ = np.asarray(sol.space_.pack(p))
+    times = np.unique(ds.time.values)
+    x = np.linspace(float(ds.x.min()), float(ds.x.max()), 401)
+    out = {}
+    for label, t in (("mid", times[len(times) // 2]), ("last", times[-1])):
+        tt = np.full_like(x, t)
+        up = np.asarray(est._predict_points(tt, x))
+        us = np.asarray(sol_at._predict_points(tt, x))
+        out[label] = {"time": float(t),
+                      "rel_l2": float(np.linalg.norm(up - us) / np.linalg.norm(us)),
+                      "spread_pinn": spread(x, up), "spread_solver": spread(x, us)}
+    return out
 
 
 def main():
@@ -83,7 +119,8 @@ def main():
                "terms": {"data": float(terms[0]), "pde": float(terms[1])},
                "residual_rms": est.residual_rms_, "residual_rms_heldout": est.residual_rms_heldout_,
                "params": {str(k): float(est.params_.sel(param=k)) for k in est.params_.param.values},
-               "D_every_500": [round(float(d), 4) for d in D[::500]], "solver": solver}
+               "D_every_500": [round(float(d), 4) for d in D[::500]], "solver": solver,
+               "forward": forward_check(est, sol, ds)}
         print(json.dumps(row), flush=True)
         OUT.parent.mkdir(exist_ok=True)
         with open(OUT, "a") as f:
