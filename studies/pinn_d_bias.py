@@ -9,7 +9,9 @@ fitted, then the PINN (``initial="gaussian"``, t0 known, ``hard_ic="heat"``) in 
 - ``lam<L>`` / ``lam<L>start``: ``lambda_pde = L``, from the default start / from the solver MLE;
 - ``w<W>`` / ``w<W>start``: hidden width ``W`` (default 32), from either start;
 - ``long``: 9000 L-BFGS iterations instead of 3000;
-- ``fixall`` / ``lam<L>fixall``: every parameter held at the solver MLE (a forward PINN solve).
+- ``fixall`` / ``lam<L>fixall``: every parameter held at the solver MLE (a forward PINN solve);
+- ``tp<P>`` / ``tp<P>fixall``: collocation times ``s ** P`` (default 2: denser early);
+- ``a+b``: both (``lam1000+long``).
 
 Each row also checks the PINN as a forward solver *at its own parameters*: the finite-volume
 solver (grid 64) run with the PINN's fitted theta, both evaluated on 401 points at the middle
@@ -26,6 +28,7 @@ points, all parameters and D every 500 steps. Rows go to studies/results/pinn_d_
 """
 
 import argparse
+import dataclasses
 import json
 import time
 import warnings
@@ -44,9 +47,30 @@ def _terms(problem, variables, data):
     return problem.loss_terms(variables, data)[1]
 
 
+class _TimePower(physreg.PINNEstimator):
+    """PINNEstimator with its collocation times drawn as ``s ** time_power``."""
+
+    def __init__(self, time_power=2.0, **kw):
+        super().__init__(**kw)
+        self.time_power = time_power
+
+    def _schedule(self):
+        return dataclasses.replace(super()._schedule(), time_power=float(self.time_power))
+
+
 def variant_kwargs(var: str, solver: dict) -> dict:
+    """Keywords of ``var``; ``a+b`` combines variants (``lam1000+long``)."""
+    if "+" in var:
+        kw = {}
+        for part in var.split("+"):
+            kw.update(variant_kwargs(part, solver))
+        return kw
     kw = {}
-    if var == "long":
+    if var.startswith("tp"):
+        kw["time_power"] = float(var[2:].removesuffix("fixall"))
+        if var.endswith("fixall"):
+            kw["fixed"] = dict(solver)
+    elif var == "long":
         kw["n_lbfgs"] = 9000
     elif var == "start":
         kw["initial_params"] = solver
@@ -107,8 +131,9 @@ def main():
     solver = {str(k): float(sol.params_.sel(param=k)) for k in sol.params_.param.values}
     print("solver", {k: round(v, 4) for k, v in solver.items()}, flush=True)
     for var in a.variants.split(","):
-        est = physreg.PINNEstimator(initial="gaussian", t0=t0, hard_ic="heat",
-                                    random_state=a.seed, **variant_kwargs(var, solver))
+        kw = variant_kwargs(var, solver)
+        cls = _TimePower if "time_power" in kw else physreg.PINNEstimator
+        est = cls(initial="gaussian", t0=t0, hard_ic="heat", random_state=a.seed, **kw)
         t = time.perf_counter()
         est.fit(ds)
         sec = time.perf_counter() - t
