@@ -51,7 +51,9 @@ Fit times: the first ``heat`` runs took ~180 s per fit, mostly compilation (each
 phase compiled twice, and again for every data set). Rerun after those fixes (``--initial heat
 --tag pow2scale``, ``pinn_vs_solver_heat_pow2scale.json``): median 33.7 s per fit (the first
 of the process 93 s, with compilation), solver 0.95 s; D RMSE 10.1% (bias -6.7%, ratio 1.63),
-r ratio 1.03: the same accuracy.
+r ratio 1.03: the same accuracy. A stronger penalty (``--initial heat --lambda-pde 1000``,
+``pinn_vs_solver_heat_lam1000.json``): D RMSE 10.3%, bias -8.7% (ratio 1.67), r ratio 0.99;
+why D stays low: ``studies/pinn_d_bias.py``.
 
 The solver is not run with ``initial="first"``: with 5% noise, the interpolated first slice holds
 small positive values ahead of the front that logistic growth amplifies over 9 days; the solver

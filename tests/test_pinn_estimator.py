@@ -222,7 +222,8 @@ def test_profile_interval(fitted):
 
 
 def test_wald_interval_and_unknown_method(fitted):
-    ci = fitted.confidence_intervals(method="wald")
+    with pytest.warns(UserWarning, match="conditional curvature"):
+        ci = fitted.confidence_intervals(method="wald")
     _check_interval(ci, fitted)
     with pytest.raises(ValueError, match="method must be"):
         fitted.confidence_intervals(method="jackknife")
