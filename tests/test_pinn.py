@@ -306,6 +306,11 @@ def test_compile_ahead_leaves_nothing_to_compile(tiny, caplog):
     assert info.loss.shape == (7,) and np.isfinite(float(s.loss))
 
 
+def test_compile_ahead_skips_a_failing_job():
+    """A job that cannot be lowered is skipped: the fit then compiles at the call as usual."""
+    assert compile_ahead([(("lbfgs", 3), (None, None, None, None))]).result() is None
+
+
 def test_density_scale_is_a_power_of_two():
     assert round_scale(1.0106) == 1.0
     assert round_scale(3.1) == 4.0

@@ -245,15 +245,15 @@ def compile_ahead(jobs) -> concurrent.futures.Future:
     ``jobs``: ``(fn, args)`` pairs, ``fn`` an ``eqx.filter_jit`` function (``("adam" |
     "lbfgs", n)`` for the training chunk of ``n`` steps) and ``args`` arguments of the shapes and
     types it will be called with. ``fn.lower(*args).compile()`` fills the cache the later call
-    reads, so that call runs without compiling. XLA compiles outside Python's lock: on 2 cores
-    the L-BFGS program compiles while Adam trains (``fit_pinn``). A job that fails is
+    reads, so that call runs without compiling. XLA compiles outside Python's lock, so the
+    L-BFGS program compiles while Adam trains (``fit_pinn``; on 2 cores the overlap is partial:
+    XLA itself compiles on about 1.6 cores). A job that fails is
     skipped (the call then compiles as usual). Returns a future: wait on it before the calls.
     """
     def work():
         for fn, args in jobs:
-            if isinstance(fn, tuple):
-                fn = _compiled(*fn, False)
             try:
+                fn = _compiled(*fn, False) if isinstance(fn, tuple) else fn
                 fn.lower(*args).compile()
             except Exception:     # noqa: BLE001 - the later call compiles and reports errors
                 pass
