@@ -154,6 +154,7 @@ def fit_one(seed, a, methods):
                             "params": {str(n): float(est.params_.sel(param=n))
                                        for n in est.params_.param.values},
                             "loss": est.loss_, "residual_rms": est.residual_rms_,
+                            "residual_rms_heldout": est.residual_rms_heldout_,
                             "fit_seconds": rows[-1]["fit_seconds"],
                             "timings": est.pinn_.timings, "converged": bool(est.converged_),
                             "host": platform.node()})
