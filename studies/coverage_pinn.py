@@ -59,10 +59,8 @@ def replicate(seed, a):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(ds)
-        cis = {}
-        for m in a.methods:
-            kw = {"profile": {"params": list(PARAMS)}, "bootstrap": {"n_boot": a.n_boot}}
-            cis[m] = est.confidence_intervals(method=m, **kw.get(m, {}))
+        kw = {"profile": {"params": list(PARAMS)}, "bootstrap": {"n_boot": a.n_boot}}
+        cis = {m: est.confidence_intervals(method=m, **kw.get(m, {})) for m in a.methods}
     row = {"seed": seed, "initial": a.initial,
            "n_boot": a.n_boot if "bootstrap" in a.methods else 0,
            "seconds": time.perf_counter() - t0, "fit_seconds": est.fit_time_,

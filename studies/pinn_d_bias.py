@@ -28,6 +28,7 @@ points, all parameters and D every 500 steps. Rows go to studies/results/pinn_d_
 """
 
 import argparse
+import copy
 import dataclasses
 import json
 import time
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import equinox as eqx
 import numpy as np
+from pinn_vs_solver import params_dict, pinn_initial, solver_estimator  # same folder
 
 import physreg
 
@@ -101,10 +103,8 @@ def spread(x, u):
 
 def forward_check(est, sol, ds) -> dict:
     """The PINN's u against the finite-volume solution at the PINN's own parameters."""
-    sol_at = sol.__class__.__new__(sol.__class__)
-    sol_at.__dict__.update(sol.__dict__)
-    p = {str(k): float(est.params_.sel(param=k)) for k in est.params_.param.values}
-    sol_at.z_ = np.asarray(sol.space_.pack(p))
+    sol_at = copy.copy(sol)
+    sol_at.z_ = np.asarray(sol.space_.pack(params_dict(est)))
     times = np.unique(ds.time.values)
     x = np.linspace(float(ds.x.min()), float(ds.x.max()), 401)
     out = {}
@@ -125,15 +125,13 @@ def main():
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=a.seed)
-    t0 = float(ds.attrs["t0"])
-    sol = physreg.SolverEstimator(initial="gaussian", t0=t0, grid=64, n_starts=2, tol=1e-7,
-                                  random_state=a.seed).fit(ds)
-    solver = {str(k): float(sol.params_.sel(param=k)) for k in sol.params_.param.values}
+    sol = solver_estimator(ds, a.seed).fit(ds)
+    solver = params_dict(sol)
     print("solver", {k: round(v, 4) for k, v in solver.items()}, flush=True)
     for var in a.variants.split(","):
         kw = variant_kwargs(var, solver)
         cls = _TimePower if "time_power" in kw else physreg.PINNEstimator
-        est = cls(initial="gaussian", t0=t0, hard_ic="heat", random_state=a.seed, **kw)
+        est = cls(**pinn_initial("heat", ds), random_state=a.seed, **kw)
         t = time.perf_counter()
         est.fit(ds)
         sec = time.perf_counter() - t
@@ -143,7 +141,7 @@ def main():
         row = {"seed": a.seed, "variant": var, "seconds": round(sec, 1), "loss": est.loss_,
                "terms": {"data": float(terms[0]), "pde": float(terms[1])},
                "residual_rms": est.residual_rms_, "residual_rms_heldout": est.residual_rms_heldout_,
-               "params": {str(k): float(est.params_.sel(param=k)) for k in est.params_.param.values},
+               "params": params_dict(est),
                "D_every_500": [round(float(d), 4) for d in D[::500]], "solver": solver,
                "forward": forward_check(est, sol, ds)}
         print(json.dumps(row), flush=True)

@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from pinn_vs_solver import params_dict, pinn_initial, solver_estimator  # same folder
 
 import physreg
 from physreg.model_selection import TimeBlockSplit, cross_validate
@@ -33,31 +34,21 @@ JSONL = OUT / "pinn_lambda_cv.jsonl"
 
 
 def pinn(ds, lam, seed, a):
-    return physreg.PINNEstimator(initial="gaussian", t0=float(ds.attrs["t0"]), hard_ic="heat",
-                                 lambda_pde=lam, n_adam=a.n_adam, n_lbfgs=a.n_lbfgs,
-                                 random_state=seed)
+    return physreg.PINNEstimator(**pinn_initial("heat", ds), lambda_pde=lam, n_adam=a.n_adam,
+                                 n_lbfgs=a.n_lbfgs, random_state=seed)
 
 
-def one(seed, lam, a, solver):
-    ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
+def one(ds, seed, lam, a, solver):
     t = time.perf_counter()
     cv = cross_validate(pinn(ds, lam, seed, a), ds, cv=TimeBlockSplit(a.n_splits, "blocked"))
     t_cv = time.perf_counter() - t
     est = pinn(ds, lam, seed, a).fit(ds)
-    p = {str(k): float(est.params_.sel(param=k)) for k in est.params_.param.values}
     return {"seed": seed, "lambda_pde": lam, "n_adam": a.n_adam, "n_lbfgs": a.n_lbfgs,
             "n_splits": a.n_splits, "cv_scores": cv["test_score"].tolist(),
             "cv_mean": float(np.mean(cv["test_score"])), "cv_seconds": t_cv,
-            "params": p, "loss": est.loss_, "residual_rms": est.residual_rms_,
+            "params": params_dict(est), "loss": est.loss_, "residual_rms": est.residual_rms_,
             "residual_rms_heldout": est.residual_rms_heldout_, "fit_seconds": est.fit_time_,
             "solver": solver}
-
-
-def solver_fit(seed):
-    ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
-    est = physreg.SolverEstimator(initial="gaussian", t0=float(ds.attrs["t0"]), grid=64,
-                                  n_starts=2, tol=1e-7, random_state=seed).fit(ds)
-    return {str(k): float(est.params_.sel(param=k)) for k in est.params_.param.values}
 
 
 def table(rows):
@@ -92,12 +83,14 @@ def main():
     done = {key(r) for r in rows}
     warnings.simplefilter("ignore")
     for seed in (int(s) for s in a.seeds.split(",")):
-        solver = None
-        for lam in (float(v) for v in a.lambdas.split(",")):
-            if (seed, lam, a.n_adam, a.n_lbfgs, a.n_splits) in done:
-                continue
-            solver = solver or solver_fit(seed)
-            row = one(seed, lam, a, solver)
+        todo = [lam for lam in (float(v) for v in a.lambdas.split(","))
+                if (seed, lam, a.n_adam, a.n_lbfgs, a.n_splits) not in done]
+        if not todo:
+            continue
+        ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
+        solver = params_dict(solver_estimator(ds, seed).fit(ds))
+        for lam in todo:
+            row = one(ds, seed, lam, a, solver)
             with open(JSONL, "a") as f:
                 f.write(json.dumps(row) + "\n")
             rows.append(row)

@@ -109,6 +109,18 @@ def pinn_initial(kind: str, ds) -> dict:
     return dict(initial=kind, t0=None)
 
 
+def solver_estimator(ds, seed) -> "physreg.SolverEstimator":
+    """The yardstick: the solver MLE as in studies/coverage_solver.py (Gaussian introduction
+    fitted, t0 known; ``SOLVER_CONFIG``)."""
+    return physreg.SolverEstimator(initial="gaussian", t0=float(ds.attrs["t0"]), grid=64,
+                                   n_starts=2, tol=1e-7, random_state=seed)
+
+
+def params_dict(est) -> dict:
+    """``est.params_`` as ``{name: float}``."""
+    return {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+
+
 def config_name(a) -> str:
     return (f"initial={a.initial};n_adam={a.n_adam};n_lbfgs={a.n_lbfgs};width={a.width};"
             f"float32={a.float32};relative_floor={a.relative_floor}"
@@ -124,12 +136,9 @@ def configs(a) -> dict:
 def fit_one(seed, a, methods):
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
     truth = physreg.datasets.truth_of(ds)
-    t0 = float(ds.attrs["t0"])
     ic = pinn_initial(a.initial, ds)
     ests = {
-        # the solver as in studies/coverage_solver.py: Gaussian introduction fitted, t0 known
-        "solver": lambda: physreg.SolverEstimator(initial="gaussian", t0=t0, grid=64,
-                                                  n_starts=2, tol=1e-7, random_state=seed),
+        "solver": lambda: solver_estimator(ds, seed),
         "pinn": lambda: physreg.PINNEstimator(**ic, n_adam=a.n_adam, n_lbfgs=a.n_lbfgs,
                                               width=a.width, float32=a.float32,
                                               relative_floor=a.relative_floor,
@@ -151,8 +160,7 @@ def fit_one(seed, a, methods):
                      "converged": bool(est.converged_), "host": platform.node()})
         if name == "pinn":
             append_details({"config": configs(a)[name], "seed": seed,
-                            "params": {str(n): float(est.params_.sel(param=n))
-                                       for n in est.params_.param.values},
+                            "params": params_dict(est),
                             "loss": est.loss_, "residual_rms": est.residual_rms_,
                             "residual_rms_heldout": est.residual_rms_heldout_,
                             "fit_seconds": rows[-1]["fit_seconds"],
