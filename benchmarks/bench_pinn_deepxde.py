@@ -232,7 +232,8 @@ def fit_physreg(ds, n_adam, n_lbfgs, init=None):
             "setup": {"width": est.width, "depth": est.depth, "modes": est.modes,
                       "n_collocation": est.n_collocation, "n_adam": n_adam,
                       "n_lbfgs_max": n_lbfgs, "learning_rate": est.learning_rate,
-                      "lambda_pde": est.lambda_pde, "lambda_ic": est.lambda_ic,
+                      "lambda_pde": est.lambda_pde_, "resample": est.resample,
+                      "lambda_ic": est.lambda_ic,
                       "lambda_bc": est.lambda_bc, "float32": est.float32}}
 
 

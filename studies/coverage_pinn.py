@@ -31,6 +31,7 @@ solver's are 23% and 14% wide: ``coverage_solver_summary.json``).
 
 import argparse
 import csv
+import fcntl
 import json
 import time
 import warnings
@@ -47,14 +48,18 @@ METHODS = ("wald", "profile", "bootstrap")
 
 
 def csv_path(a):
-    return OUT / f"coverage_pinn_{a.initial}_{'_'.join(a.methods)}.csv"
+    # the first runs (lambda_pde 100, fixed points) keep their names
+    tag = "" if a.lambda_pde == 100.0 else f"_lam{a.lambda_pde:g}"
+    tag += "_resample" if a.resample else ""
+    return OUT / f"coverage_pinn_{a.initial}_{'_'.join(a.methods)}{tag}.csv"
 
 
 def replicate(seed, a):
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
     truth = physreg.datasets.truth_of(ds)
     ic = pinn_initial(a.initial, ds)
-    est = physreg.PINNEstimator(**ic, random_state=seed)
+    est = physreg.PINNEstimator(**ic, lambda_pde=a.lambda_pde, resample=a.resample,
+                                random_state=seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -80,7 +85,8 @@ def summarize(a):
         return {"initial": a.initial, "n_replicates": 0}
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    out = {"initial": a.initial, "methods": list(a.methods),
+    out = {"initial": a.initial, "methods": list(a.methods), "lambda_pde": a.lambda_pde,
+           "resample": a.resample,
            **coverage_summary(rows, PARAMS, a.methods)}
     out["n_converged"] = sum(r["converged"] == "True" for r in rows)
     path.with_name(path.stem + "_summary.json").write_text(json.dumps(out, indent=1))
@@ -97,29 +103,38 @@ def main():
                     help="comma-separated interval methods among wald,profile,bootstrap")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="start no new replicate after this many minutes (rerun to resume)")
+    ap.add_argument("--lambda-pde", type=float, default=100.0, help="PINNEstimator lambda_pde")
+    ap.add_argument("--resample", action="store_true",
+                    help="PINNEstimator resample=True (fresh collocation points)")
+    ap.add_argument("--shard", default="0/1",
+                    help="i/n: this process does the seeds with index %% n == i (shards append "
+                         "to the same file)")
     a = ap.parse_args()
     if not a.methods or set(a.methods) - set(METHODS):
         ap.error(f"--methods must be among {','.join(METHODS)}")
     OUT.mkdir(exist_ok=True)
     path = csv_path(a)
+    shard, n_shards = (int(v) for v in a.shard.split("/"))
     done = set()
     if path.exists():
         with open(path) as f:
             done = {int(r["seed"]) for r in csv.DictReader(f)}
     t_start = time.perf_counter()
-    for seed in range(a.first_seed, a.first_seed + a.n_rep):
-        if seed in done:
+    for k, seed in enumerate(range(a.first_seed, a.first_seed + a.n_rep)):
+        if seed in done or k % n_shards != shard:
             continue
         if a.max_minutes is not None and time.perf_counter() - t_start > 60 * a.max_minutes:
             print("time budget spent; rerun to resume", flush=True)
             break
         row = replicate(seed, a)
-        new = not path.exists()
         with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
             w = csv.DictWriter(f, list(row))
-            if new:
+            if f.tell() == 0:
                 w.writeheader()
             w.writerow(row)
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_UN)
         print(f"seed {seed}: {row['seconds']:.1f} s  D {row['D_hat']:.4f}  r {row['r_hat']:.4f}",
               flush=True)
     print(json.dumps(summarize(a), indent=1))

@@ -94,6 +94,7 @@ def test_unfitted_raises():
 @pytest.mark.parametrize("kw, match", [
     (dict(width=0), "width"), (dict(depth=1.5), "depth"), (dict(n_adam=-1), "n_adam"),
     (dict(n_collocation=0), "n_collocation"), (dict(lambda_pde=-1.0), "lambda_pde"),
+    (dict(lambda_pde="big"), "lambda_pde"),
     (dict(learning_rate=float("nan")), "learning_rate"), (dict(fit_t0=True), "fit_t0"),
     (dict(relative_floor=-0.1), "relative_floor"), (dict(n_restarts=0), "n_restarts"),
 ])
@@ -119,6 +120,8 @@ def test_short_fit_lands_near_truth(fitted, data):
     assert truth["D"] / 1.6 < float(p.sel(param="D")) < truth["D"] * 1.6
     h = fitted.history_["loss"].values
     assert h[-1] < h[0]
+    # lambda_pde="auto" without the heat ansatz: 100
+    assert fitted.lambda_pde_ == 100.0 and float(fitted.pinn_.data.lambdas[0]) == 100.0
 
 
 def test_float32_network_trains_through_lbfgs(data):

@@ -96,6 +96,9 @@ def test_heat_ansatz_fit_runs(case):
         warnings.simplefilter("ignore")
         est.fit(ds)
     assert est.pinn_.problem.network.kind == "heat"
+    # lambda_pde="auto" (the default) is 300 with the heat ansatz, and that is what the loss uses
+    assert est.lambda_pde_ == 300.0
+    assert float(est.pinn_.data.lambdas[0]) == 300.0
     assert np.isfinite(est.params_.values).all()
     assert np.isfinite(est.loss_) and np.isfinite(est.residual_rms_)
     with pytest.raises(ValueError, match="hard_ic"):
