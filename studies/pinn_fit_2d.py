@@ -68,6 +68,7 @@ from physreg.likelihoods import Poisson
 
 OUT = Path(__file__).parent / "results"
 COEFS = ("D", "r", "gamma", "r_elevation")
+TRUE_KEYS = (*COEFS, "ic_x", "ic_y", "ic_width", "ic_mass")
 
 
 def solver_reference():
@@ -104,12 +105,36 @@ def solver_profile(d_values, obs, cov, kappa):
               {k: round(v, 3) for k, v in r["params"].items()})
 
 
+def forward_check(est, obs, cov, truth) -> dict:
+    """Relative L2 difference between the PINN's u and the finite-volume solution at the true
+    parameters, at each observed time, on an 81 x 49 grid over the domain (the PINN fitted with
+    every parameter held at the truth: a forward problem)."""
+    import numpy as np
+
+    true = {k: truth[k] for k in TRUE_KEYS}
+    sol = physreg.SolverEstimator(likelihood=Poisson(kappa=truth["kappa"]),
+                                  growth_covariates=("elevation",), initial="gaussian",
+                                  t0=float(obs.attrs.get("t0", 0.0)), fixed=true).fit(obs, cov)
+    X, Y = np.meshgrid(np.linspace(float(cov.x.min()), float(cov.x.max()), 81),
+                       np.linspace(float(cov.y.min()), float(cov.y.max()), 49))
+    out = {}
+    for t in np.unique(obs.time.values):
+        tt = np.full(X.size, t)
+        up = np.asarray(est._predict_points(tt, X.ravel(), Y.ravel()))
+        us = np.asarray(sol._predict_points(tt, X.ravel(), Y.ravel()))
+        out[f"{t:g}"] = float(np.linalg.norm(up - us) / np.linalg.norm(us))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--initial", choices=("gaussian", "free"), default="free")
     ap.add_argument("--opt", action="append", default=[],
                     help="NAME=VALUE, a PINNEstimator argument (Python literal), repeatable")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--forward-check", action="store_true",
+                    help="hold every parameter at the truth (--initial gaussian): how close the "
+                         "trained network comes to the finite-volume solution")
     ap.add_argument("--solver-profile", default=None, metavar="D1,D2,...",
                     help="instead of a PINN fit: the solver NLL with D fixed at these values")
     a = ap.parse_args()
@@ -119,6 +144,10 @@ def main():
         solver_profile([float(v) for v in a.solver_profile.split(",")], obs, cov, truth["kappa"])
         return
     opts = parse_options(a.opt)
+    if a.forward_check:
+        if a.initial != "gaussian":
+            ap.error("--forward-check needs --initial gaussian")
+        opts["fixed"] = {k: truth[k] for k in TRUE_KEYS}
     if a.initial == "gaussian":
         ic = dict(initial="gaussian", t0=float(obs.attrs.get("t0", 0.0)))
     else:
@@ -133,6 +162,8 @@ def main():
            "solver": {k: ref[k] for k in COEFS if k in ref},
            "rel_to_solver": {k: p[k] / ref[k] - 1 for k in COEFS if k in p and k in ref},
            **record}
+    if a.forward_check:
+        row["forward_rel_l2"] = forward_check(est, obs, cov, truth)
     append_row("pinn_fit_2d", row, indent=1)
 
 

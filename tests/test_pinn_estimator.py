@@ -94,7 +94,7 @@ def test_unfitted_raises():
 @pytest.mark.parametrize("kw, match", [
     (dict(width=0), "width"), (dict(depth=1.5), "depth"), (dict(n_adam=-1), "n_adam"),
     (dict(n_collocation=0), "n_collocation"), (dict(lambda_pde=-1.0), "lambda_pde"),
-    (dict(lambda_pde="big"), "lambda_pde"),
+    (dict(lambda_pde="big"), "lambda_pde"), (dict(heat_rates="path"), "heat_rates"),
     (dict(learning_rate=float("nan")), "learning_rate"), (dict(fit_t0=True), "fit_t0"),
     (dict(relative_floor=-0.1), "relative_floor"), (dict(n_restarts=0), "n_restarts"),
 ])

@@ -129,16 +129,18 @@ def test_heat_kernel_2d_is_the_introduction_at_t0_with_no_flux_walls():
     np.testing.assert_array_less(np.abs(np.concatenate([np.asarray(gx), np.asarray(gy)])), 1e-12)
 
 
-def test_heat_ansatz_with_a_growth_covariate_takes_the_local_rate():
+@pytest.mark.parametrize("heat_rates", ["local", "mean"])
+def test_heat_ansatz_with_a_growth_covariate(heat_rates):
     """2-D, covariate in r: at t0 the ansatz is the introduction; later, at a covariate grid
     node (where the bilinear interpolation is exact), its spread is the saturated heat kernel
-    with the local r(x) = model.fields(...) there, and with r_elevation = 0 it is the
-    constant-rate spread."""
+    with r = model.fields(...) at the local covariate (``heat_rates="local"``) or at the
+    covariate's mean over its grid (``"mean"``, the default: the same rate everywhere), and
+    with r_elevation = 0 it is the constant-rate spread."""
     obs, cov = physreg.datasets.load_example("fkpp2d_poisson")
     est = physreg.PINNEstimator(likelihood=physreg.likelihoods.Poisson(kappa=10.0),
                                 growth_covariates=("elevation",), initial="gaussian", t0=0.0,
-                                hard_ic="heat", width=8, depth=2, modes=3, n_collocation=64,
-                                n_adam=2, n_lbfgs=0, random_state=0)
+                                hard_ic="heat", heat_rates=heat_rates, width=8, depth=2, modes=3,
+                                n_collocation=64, n_adam=2, n_lbfgs=0, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(obs, cov)
@@ -159,6 +161,8 @@ def test_heat_ansatz_with_a_growth_covariate_takes_the_local_rate():
     ix, iy = [1, len(xg) // 3, len(xg) // 2], [2, len(yg) // 2, len(yg) - 2]
     xs, ys = xg[ix], yg[iy]
     elev = np.asarray(cov["elevation"].transpose("y", "x").values)[iy, ix]
+    if heat_rates == "mean":
+        elev = np.full(3, float(cov["elevation"].mean()))
 
     def unit_points(tau):
         return jnp.asarray([[tau / sc.T, (x - sc.lower[0]) / sc.length[0],
@@ -171,7 +175,8 @@ def test_heat_ansatz_with_a_growth_covariate_takes_the_local_rate():
                                 D, sc.lower, sc.length)
         expected = np.asarray(saturated_growth(H0, tau, r, gamma))
         np.testing.assert_allclose(spread(theta, pts), expected, rtol=1e-10, atol=1e-14)
-        assert len(np.unique(np.round(np.asarray(r), 6))) == 3     # the rate does vary
+        # the rate varies between the points ("local") or not ("mean")
+        assert len(np.unique(np.round(np.asarray(r), 6))) == (3 if heat_rates == "local" else 1)
         flat = dict(theta, r_elevation=0.0)
         H0f = heat_introductions(model.initial, flat, (jnp.asarray(xs), jnp.asarray(ys)), tau,
                                  0.8, sc.lower, sc.length)

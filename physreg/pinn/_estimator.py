@@ -106,6 +106,11 @@ class PINNEstimator(ReactionDiffusionEstimator):
     relative_floor : float or None
         Divide the PDE residual by ``u_hat + relative_floor`` (weights the leading edge of a
         front); None: absolute residual.
+    heat_rates : {"mean", "local"}
+        With covariates and ``hard_ic="heat"``: the ansatz's rates at the covariates' mean
+        (one set for the domain, the default) or at each point (see
+        :class:`physreg.pinn.Ansatz`; "local" misleads the fit: on the bundled 2-D data it
+        halved r_elevation).
     refit_lbfgs : int
         L-BFGS iterations of each warm-started refit (bootstrap replicate, profile point).
     n_boot : int
@@ -122,8 +127,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
                  width=32, depth=3, modes=8, n_collocation=1024, resample=True,
                  n_adam=2000, n_lbfgs=3000,
                  learning_rate=3e-3, n_restarts=1, float32=False, hard_ic=False,
-                 relative_floor=None, refit_lbfgs=500, n_boot=100, random_state=0,
-                 verbose=False):
+                 relative_floor=None, heat_rates="mean", refit_lbfgs=500, n_boot=100,
+                 random_state=0, verbose=False):
         self.target = target
         self.likelihood = likelihood
         self.diffusion_covariates = diffusion_covariates
@@ -156,6 +161,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         self.float32 = float32
         self.hard_ic = hard_ic
         self.relative_floor = relative_floor
+        self.heat_rates = heat_rates
         self.refit_lbfgs = refit_lbfgs
         self.n_boot = n_boot
         self.random_state = random_state
@@ -200,6 +206,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
             raise ValueError(f"relative_floor must be None or a positive number, got {rf!r}.")
         if not (isinstance(self.hard_ic, bool | np.bool_) or self.hard_ic == "heat"):
             raise ValueError(f"hard_ic must be True, False or 'heat', got {self.hard_ic!r}.")
+        if self.heat_rates not in ("mean", "local"):
+            raise ValueError(f"heat_rates must be 'mean' or 'local', got {self.heat_rates!r}.")
         if not isinstance(self.resample, bool | np.bool_):
             raise ValueError(f"resample must be True or False, got {self.resample!r}.")
         if self.fit_t0:
@@ -224,7 +232,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
             initial="free" if self.free_initial else "model", u_scale=self._u_scale(),
             hard_ic="heat" if self.hard_ic == "heat" else bool(self.hard_ic),
             relative_floor=None if self.relative_floor is None else float(self.relative_floor),
-            verbose=bool(self.verbose))
+            heat_rates=self.heat_rates, verbose=bool(self.verbose))
         self.pinn_ = res
         self._set_params(res.z)
         h = res.history

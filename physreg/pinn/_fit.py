@@ -153,6 +153,7 @@ def fit_pinn(model: ReactionDiffusion, obs: Observations, likelihood="gaussian",
              n_collocation: int = 1024, n_initial: int = 256, n_boundary: int = 128,
              lambda_pde: float = 100.0, lambda_ic: float = 1000.0, lambda_bc: float = 10.0,
              initial: str = "model", hard_ic: bool | str = False, relative_floor: float | None = None,
+             heat_rates: str = "mean",
              u_scale: float | None = None, space: ParameterSpace | None = None,
              weights=None, verbose: bool = False) -> PINNFit:
     """Fit theta and the network jointly (see :mod:`physreg.pinn`).
@@ -170,7 +171,7 @@ def fit_pinn(model: ReactionDiffusion, obs: Observations, likelihood="gaussian",
         starting parameters of restarts after the first.
     schedule : :class:`Schedule` (Adam steps, learning rates, penalty ramp, L-BFGS iterations).
     width, depth, modes, dtype, n_collocation, n_initial, n_boundary, lambda_*, initial,
-    hard_ic, relative_floor, u_scale : see :func:`physreg.pinn.build_problem`.
+    hard_ic, relative_floor, heat_rates, u_scale : see :func:`physreg.pinn.build_problem`.
     verbose : progress bars.
 
     Returns
@@ -206,6 +207,7 @@ def fit_pinn(model: ReactionDiffusion, obs: Observations, likelihood="gaussian",
                     time_power=schedule.time_power, time_margin=schedule.time_margin,
                     lambda_pde=lambda_pde, lambda_ic=lambda_ic,
                     lambda_bc=lambda_bc, hard_ic=hard_ic, relative_floor=relative_floor,
+                    heat_rates=heat_rates,
                     **net_kw)
     if space is None:
         space = parameter_space(model, likelihood, time_scale=T, u_scale=U, fixed=fixed,
@@ -253,7 +255,10 @@ def fit_pinn(model: ReactionDiffusion, obs: Observations, likelihood="gaussian",
                            "rate (Schedule.lr), check the data, bounds and init.")
     ahead.result()
     t_lbfgs = time.perf_counter()
-    state, info2 = run_lbfgs(problem, state, data, schedule, callback=cb)
+    # with resampling, the last L-BFGS chunk's points: the fitted state minimises the objective
+    # on these, so the loss, residual check and the refits of the intervals use them
+    state, info2, data = run_lbfgs(problem, state, data, schedule, callback=cb,
+                                   return_data=True)
     t_lbfgs = time.perf_counter() - t_lbfgs
     if bar is not None:
         bar.close()

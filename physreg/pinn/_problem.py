@@ -394,7 +394,7 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
                   width: int = 32, depth: int = 3, features: str | None = None, modes: int = 8,
                   dtype=jnp.float64, lambda_pde: float = 1.0, lambda_ic: float = 1.0,
                   lambda_bc: float = 1.0, penalty_weight: float = 1e4, hard_ic: bool | str = True,
-                  relative_floor: float | None = None):
+                  relative_floor: float | None = None, heat_rates: str = "mean"):
     """Assemble a :class:`PINNProblem`, its :class:`PINNData` and initial network weights.
 
     Arguments
@@ -426,8 +426,9 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
     hard_ic : build Gaussian introductions into the network exactly (:class:`Ansatz`) instead of
         penalising the mismatch at t0. ``"heat"``: the ansatz also carries the introductions'
         linearised spread with the current ``D``, ``r``, ``gamma`` (heat kernel with mirror
-        images, logistic saturation; ``Ansatz(kind="heat")``), the network only corrects it;
-        with covariates the rates are taken at each point (a local approximation).
+        images, logistic saturation; ``Ansatz(kind="heat")``), the network only corrects it.
+    heat_rates : with covariates and ``hard_ic="heat"``, the rates of the ansatz: ``"mean"`` (at
+        the covariates' mean, the default) or ``"local"`` (at each point; see :class:`Ansatz`).
 
     Returns
     -------
@@ -437,6 +438,8 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
         raise ValueError(f"initial must be 'model' or 'free', got {initial!r}.")
     if hard_ic not in (False, True, "heat"):
         raise ValueError(f"hard_ic must be False, True or 'heat', got {hard_ic!r}.")
+    if heat_rates not in ("mean", "local"):
+        raise ValueError(f"heat_rates must be 'mean' or 'local', got {heat_rates!r}.")
     ic = model.initial
     if initial == "free":
         ic_kind = "free"
@@ -498,7 +501,8 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
     network = Ansatz(raw, kind=kind, scales=scales,
                      initial=model.initial if ic_kind == "hard" else None,
                      model=model if heat else None,
-                     cov_axes=cov_axes if heat else (), cov_values=cov_values if heat else None)
+                     cov_axes=cov_axes if heat else (), cov_values=cov_values if heat else None,
+                     heat_rates=heat_rates)
     problem = PINNProblem(network=network, pde=pde, likelihood=likelihood, space=space,
                           scales=scales, ic_kind=ic_kind, bc_kind=bc_kind,
                           penalty_weight=penalty_weight)
