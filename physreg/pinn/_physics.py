@@ -281,8 +281,10 @@ class Ansatz(eqx.Module):
       the rate there, so in a fast-growth patch ``S`` saturates long before the front arrives
       and in a slow one long after; the network must undo errors of several units of
       ``log u`` along the front. On the bundled 2-D data with every parameter held at the
-      truth (``studies/pinn_fit_2d.py --ansatz-check``) the PINN's u was 7-19% (L2) from the
-      finite-volume solution with ``"local"`` and 0.6-2.7% with ``"mean"``.
+      truth (``studies/pinn_fit_2d.py --initial gaussian --forward-check``, rows ``fwd-truth-*``
+      of ``studies/results/pinn_fit_2d.jsonl``) the PINN's u was 7.5-19% (L2) from the
+      finite-volume solution at the five observed times with ``"local"`` and 0.7-1.9% with
+      ``"mean"``.
 
     The network computes in the dtype of its weights (float32 weights: float32 arithmetic);
     points are cast to it and ``N`` cast back to the points' dtype.
