@@ -257,23 +257,6 @@ def test_vmap_over_replicates_equals_separate_runs(tiny, case1):
     assert float(jnp.std(bstate.variables.theta[:, 0])) > 0
 
 
-def test_lbfgs_returns_the_points_of_its_last_chunk(tiny):
-    """With ``resample``, L-BFGS trains each chunk after the first on fresh points and
-    ``return_data=True`` hands back the last chunk's: the fitted state was last minimising the
-    objective on those (the fit keeps them for its loss, residual check and interval refits)."""
-    prob, data, w, space = tiny
-    z0 = space.pack(dict(D=0.05, r=0.5, gamma=0.5, sigma=0.1))
-    for resample, n_lbfgs, fresh in ((True, 10, True), (True, 5, False), (False, 10, False)):
-        sch = Schedule(n_adam=0, n_lbfgs=n_lbfgs, chunk=5, resample=resample)
-        state = init_state(prob, w, z0, data, sch)
-        state, info, last = run_lbfgs(prob, state, data, sch, return_data=True)
-        moved = not np.array_equal(np.asarray(last.colloc), np.asarray(data.colloc))
-        assert moved == fresh
-        assert last.colloc.shape == data.colloc.shape
-        np.testing.assert_array_equal(np.asarray(last.y), np.asarray(data.y))
-        assert info.loss.shape == (n_lbfgs,)
-
-
 def test_chunks_reuse_one_compiled_program(tiny):
     """A fresh state and the state a compiled chunk returns have the same types (no weakly
     typed leaves), so every chunk after the first reuses the first chunk's program; a

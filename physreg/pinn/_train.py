@@ -295,27 +295,24 @@ def _run(kind, total, problem, state, data, schedule, batched, callback=None):
         empty = jnp.zeros(state.loss.shape + (0,))
         p = state.variables.theta.shape[-1]
         return state, TrainInfo(empty, jnp.zeros(state.loss.shape + (0, 4)),
-                                jnp.zeros(state.loss.shape + (0, p))), data
+                                jnp.zeros(state.loss.shape + (0, p)))
     axis = 1 if batched else 0
     info = TrainInfo(*(jnp.concatenate([getattr(c, f) for c in chunks], axis) for f in
                        TrainInfo._fields))
-    return state, info, data
+    return state, info
 
 
 def run_adam(problem, state, data, schedule: Schedule, *, batched=False, callback=None):
     """``schedule.n_adam`` Adam steps. ``batched``: ``state`` and ``data`` carry a leading
     replicate axis (one vmapped program trains them all). Returns (state, TrainInfo)."""
-    return _run("adam", schedule.n_adam, problem, state, data, schedule, batched, callback)[:2]
+    return _run("adam", schedule.n_adam, problem, state, data, schedule, batched, callback)
 
 
 def run_lbfgs(problem, state, data, schedule: Schedule, *, batched=False, callback=None,
-              n: int | None = None, return_data=False):
-    """``schedule.n_lbfgs`` (or ``n``) L-BFGS iterations; see :func:`run_adam`.
-    ``return_data``: also return the data of the last chunk (with ``schedule.resample``, its
-    fresh collocation points: the objective the returned state was last minimising)."""
+              n: int | None = None):
+    """``schedule.n_lbfgs`` (or ``n``) L-BFGS iterations; see :func:`run_adam`."""
     total = schedule.n_lbfgs if n is None else n
-    out = _run("lbfgs", total, problem, state, data, schedule, batched, callback)
-    return out if return_data else out[:2]
+    return _run("lbfgs", total, problem, state, data, schedule, batched, callback)
 
 
 def stack_trees(trees):
