@@ -59,8 +59,8 @@ D unless the width is known).
 Those fits took the ansatz's rates at each point (``heat_rates="local"``, then the only
 choice). ``--forward-check`` holds every parameter at the truth and compares the trained PINN
 with the finite-volume solution at the five observed times (81 x 49 grid): with local rates it
-is 7.5-19% off (residual 0.28 at the points, loss 80), with the rates at the covariate's mean
-(``heat_rates="mean"``, now the default) 0.7-1.9% (rows ``fwd-truth-local``,
+is 7.5-19% off (residual at fresh points 0.38), with the rates at the covariate's mean
+(``heat_rates="mean"``, now the default) 0.7-1.9% (0.093) (rows ``fwd-truth-local``,
 ``fwd-truth-mean``; lambda_pde 1000, 2048 points, resampled). Joint fits with mean rates
 (rows ``heat-mean-*``):
 
