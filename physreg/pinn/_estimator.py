@@ -88,8 +88,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
         (:class:`physreg.pinn.Schedule`); the default. With fixed points the network can
         satisfy the PDE at the points only: at ``lambda_pde=300`` on the 1-D yardstick, 5 of
         20 fits had a residual at fresh points over 3x that at their points (up to 25x, a
-        narrow bump at the last observed time fitting one noisy count); with resampling the
-        two agreed within 5% on all 20, at the same fit time. Check ``residual_rms_heldout_``.
+        narrow bump at the last observed time fitting one noisy count); with resampling it
+        was 0.74-1.05x the other on all 20, at the same fit time. Check ``residual_rms_heldout_``.
     n_adam, n_lbfgs, learning_rate : training schedule (Adam with warm-up and decay, a ramp of
         the penalty weights over the first half of Adam, then L-BFGS).
     n_restarts : int
