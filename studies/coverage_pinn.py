@@ -36,14 +36,13 @@ about 5 minutes per replicate with two shards (``--shard 0/2``, ``--shard 1/2``)
 
 import argparse
 import csv
-import fcntl
 import json
 import time
 import warnings
 from pathlib import Path
 
 from coverage_solver import coverage_summary  # same folder (run as a script)
-from pinn_vs_solver import pinn_initial
+from pinn_vs_solver import append_csv, pinn_initial
 
 import physreg
 
@@ -132,14 +131,7 @@ def main():
             print("time budget spent; rerun to resume", flush=True)
             break
         row = replicate(seed, a)
-        with open(path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            w = csv.DictWriter(f, list(row))
-            if f.tell() == 0:
-                w.writeheader()
-            w.writerow(row)
-            f.flush()
-            fcntl.flock(f, fcntl.LOCK_UN)
+        append_csv(path, [row], list(row))
         print(f"seed {seed}: {row['seconds']:.1f} s  D {row['D_hat']:.4f}  r {row['r_hat']:.4f}",
               flush=True)
     print(json.dumps(summarize(a), indent=1))

@@ -82,6 +82,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from pinn_fit_1d import append_row, parse_options, timed_fit  # same folder (run as a script)
 
 import physreg
@@ -102,6 +103,14 @@ def solver_reference():
     return {}
 
 
+def solver_estimator(obs, kappa, fixed=None):
+    """The solver set-up of ``studies/synthetic_solver.py 2d`` (Gaussian introduction at the
+    known t0, kappa fixed), with ``fixed`` parameters held."""
+    return physreg.SolverEstimator(likelihood=Poisson(kappa=kappa),
+                                   growth_covariates=("elevation",), initial="gaussian",
+                                   t0=float(obs.attrs.get("t0", 0.0)), fixed=fixed)
+
+
 def solver_profile(d_values, obs, cov, kappa):
     """The solver's negative log-likelihood with D held at each value (every other parameter
     re-fitted): how strongly these data pin D, and where a PINN's (D, width) lands on it."""
@@ -109,9 +118,7 @@ def solver_profile(d_values, obs, cov, kappa):
 
     rows = []
     for D in [None, *d_values]:
-        est = physreg.SolverEstimator(likelihood=Poisson(kappa=kappa),
-                                      growth_covariates=("elevation",), initial="gaussian",
-                                      t0=0.0, fixed=None if D is None else {"D": D})
+        est = solver_estimator(obs, kappa, None if D is None else {"D": D})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(obs, cov)
@@ -126,16 +133,11 @@ def solver_profile(d_values, obs, cov, kappa):
               {k: round(v, 3) for k, v in r["params"].items()})
 
 
-def forward_check(est, obs, cov, truth) -> dict:
+def forward_check(est, obs, cov, kappa, true) -> dict:
     """Relative L2 difference between the PINN's u and the finite-volume solution at the true
-    parameters, at each observed time, on an 81 x 49 grid over the domain (the PINN fitted with
-    every parameter held at the truth: a forward problem)."""
-    import numpy as np
-
-    true = {k: truth[k] for k in TRUE_KEYS}
-    sol = physreg.SolverEstimator(likelihood=Poisson(kappa=truth["kappa"]),
-                                  growth_covariates=("elevation",), initial="gaussian",
-                                  t0=float(obs.attrs.get("t0", 0.0)), fixed=true).fit(obs, cov)
+    parameters ``true``, at each observed time, on an 81 x 49 grid over the domain (the PINN
+    fitted with every parameter held at the truth: a forward problem)."""
+    sol = solver_estimator(obs, kappa, true).fit(obs, cov)
     X, Y = np.meshgrid(np.linspace(float(cov.x.min()), float(cov.x.max()), 81),
                        np.linspace(float(cov.y.min()), float(cov.y.max()), 49))
     out = {}
@@ -184,7 +186,7 @@ def main():
            "rel_to_solver": {k: p[k] / ref[k] - 1 for k in COEFS if k in p and k in ref},
            **record}
     if a.forward_check:
-        row["forward_rel_l2"] = forward_check(est, obs, cov, truth)
+        row["forward_rel_l2"] = forward_check(est, obs, cov, truth["kappa"], opts["fixed"])
     append_row("pinn_fit_2d", row, indent=1)
 
 

@@ -188,15 +188,21 @@ def read_rows():
         return list(csv.DictReader(f))
 
 
-def append_rows(rows):
-    with open(CSV, "a") as f:
+def append_csv(path, rows, fields):
+    """Append ``rows`` (dicts) to the CSV ``path`` under an exclusive lock (shards running side
+    by side share the file), with the header ``fields`` if the file is new."""
+    with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        w = csv.DictWriter(f, FIELDS)
+        w = csv.DictWriter(f, fields)
         if f.tell() == 0:
             w.writeheader()
         w.writerows(rows)
         f.flush()
         fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def append_rows(rows):
+    append_csv(CSV, rows, FIELDS)
 
 
 def summarize(cfgs):

@@ -274,8 +274,8 @@ class Ansatz(eqx.Module):
       images' tails), ``S -> H0 e^{r tau}`` (the exact linear solution) while ``u << r / gamma``;
       ``D`` shapes the spread in the ansatz itself and the network only corrects it. With
       covariates, ``heat_rates`` says where ``D``, ``r`` and ``gamma`` are taken: ``"mean"``
-      (the default) at the covariates' mean over their grid (``cov_values``), one set of rates
-      for the whole domain; ``"local"`` at the point itself (``cov_axes``, ``cov_values`` as
+      (the default) at the covariates' mean over their grid (``cov_mean``, computed once from
+      ``cov_values`` by :func:`build_problem`), one set of rates for the whole domain; ``"local"`` at the point itself (``cov_axes``, ``cov_values`` as
       in :class:`ReactionDiffusionPDE`). ``"local"`` is a poor ansatz: the growth
       ``e^{r(x) tau}`` at a point depends on the rates along the way the front came, not on
       the rate there, so in a fast-growth patch ``S`` saturates long before the front arrives
@@ -298,6 +298,7 @@ class Ansatz(eqx.Module):
     model: object = eqx.field(static=True, default=None)
     cov_axes: tuple = ()
     cov_values: jax.Array | None = None
+    cov_mean: jax.Array | None = None
     heat_rates: str = eqx.field(static=True, default="mean")
 
     def raw(self, inputs, params):
@@ -319,13 +320,10 @@ class Ansatz(eqx.Module):
     def spread(self, inputs, params):
         """``S`` (user units) of ``kind="heat"`` at the unit-box point ``inputs``."""
         eq = params.eq_params
-        if self.heat_rates == "local":
+        if self.heat_rates == "local" or self.cov_mean is None:
             cov = covariates_at(self.model, self.cov_axes, self.cov_values, inputs)
-        elif self.model.covariates:
-            means = jnp.mean(self.cov_values.reshape(self.cov_values.shape[0], -1), axis=1)
-            cov = {c: means[k] for k, c in enumerate(self.model.covariates)}
         else:
-            cov = {}
+            cov = {c: self.cov_mean[k] for k, c in enumerate(self.model.covariates)}
         D, r, gamma = self.model.fields(eq, cov)
         tau = inputs[0] * self.scales.T
         xs = tuple(self.scales.space_to_user(inputs[1:]))

@@ -502,6 +502,8 @@ def build_problem(model: ReactionDiffusion, obs: Observations, likelihood: Obser
                      initial=model.initial if ic_kind == "hard" else None,
                      model=model if heat else None,
                      cov_axes=cov_axes if heat else (), cov_values=cov_values if heat else None,
+                     cov_mean=(None if cov_values is None or not heat else
+                               jnp.mean(cov_values.reshape(cov_values.shape[0], -1), axis=1)),
                      heat_rates=heat_rates)
     problem = PINNProblem(network=network, pde=pde, likelihood=likelihood, space=space,
                           scales=scales, ic_kind=ic_kind, bc_kind=bc_kind,
