@@ -100,8 +100,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
         Build fitted Gaussian introductions into the network exactly (``initial="gaussian"``)
         instead of penalising the mismatch at t0 (see :func:`physreg.pinn.build_problem`).
         ``"heat"``: the ansatz also carries the introductions' linearised spread with the
-        current ``D``, ``r`` (heat kernel, logistic saturation; with covariates, the rates at
-        each point); the network corrects it.
+        current ``D``, ``r`` (heat kernel, logistic saturation; with covariates, the rates of
+        ``heat_rates``); the network corrects it.
         1-D yardstick, 20 replicates: D RMSE 10% (bias -7%; ``True``: D -> 0.002).
     relative_floor : float or None
         Divide the PDE residual by ``u_hat + relative_floor`` (weights the leading edge of a
@@ -118,6 +118,16 @@ class PINNEstimator(ReactionDiffusionEstimator):
         Default number of bootstrap replicates.
     random_state : int
     verbose : bool
+
+    Attributes
+    ----------
+    params_, loss_, history_ (loss terms and theta per step), lambda_pde_ (the penalty weight
+    used), residual_rms_ / residual_rms_heldout_ (scaled PDE residual at the collocation points
+    / at fresh points), fit_time_, diverged_ (non-finite steps hit), converged_: the loss moved
+    by at most 1e-5 (relative) over the last 100 L-BFGS iterations. The default schedule ends
+    on its iteration budget before that (``converged_`` was False on all 13 fits of the
+    profile-coverage run at the defaults) without this being a failure: judge a fit by
+    ``history_``, the residual check and, where it matters, a longer ``n_lbfgs``.
     """
 
     def __init__(self, target="density", likelihood="gaussian", diffusion_covariates=(),
