@@ -82,21 +82,21 @@ def replicate(seed, a):
             lo, hi = (float(v) for v in ci.sel(param=p).values)
             row[f"{p}_{m}_lo"], row[f"{p}_{m}_hi"] = lo, hi
         if "bootstrap" in cis:
-            assert est.space_.is_log[est.space_.free.index(p)], p
             b = est.bootstrap_.sel(param=p).values
             row[f"{p}_boot_median"] = float(np.nanmedian(b))
             row[f"{p}_bootstrap_basic_lo"], row[f"{p}_bootstrap_basic_hi"] = basic_interval(
-                b, row[f"{p}_hat"])
+                b, row[f"{p}_hat"], log=bool(est.space_.is_log[est.space_.free.index(p)]))
     return row
 
 
-def basic_interval(boot, hat, level=0.95):
-    """The basic bootstrap interval (2 hat - upper quantile, 2 hat - lower quantile) on the log
-    scale (D and r are positive; the estimator's unconstrained scale): it removes the bias the
-    replicates show around the fit, which the percentile interval carries over twice."""
+def basic_interval(boot, hat, level=0.95, log=False):
+    """The basic bootstrap interval (2 hat - upper quantile, 2 hat - lower quantile) on the
+    estimator's unconstrained scale (``log``: log D; r is unconstrained): it removes the bias
+    the replicates show around the fit, which the percentile interval carries over twice."""
+    f, finv = (np.log, np.exp) if log else (np.asarray, np.asarray)
     a = (1.0 - level) / 2.0
-    q_lo, q_hi = np.nanquantile(np.log(boot), [a, 1.0 - a])
-    return float(np.exp(2 * np.log(hat) - q_hi)), float(np.exp(2 * np.log(hat) - q_lo))
+    q_lo, q_hi = np.nanquantile(f(boot), [a, 1.0 - a])
+    return float(finv(2 * f(hat) - q_hi)), float(finv(2 * f(hat) - q_lo))
 
 
 def summarize(a):

@@ -56,8 +56,9 @@ def replicate(seed, n_boot, grid):
 
 def coverage_summary(rows, params=PARAMS, methods=METHODS) -> dict:
     """Relative bias and RMSE of each parameter, and per interval method the coverage, its
-    Monte Carlo standard error sqrt(c (1 - c) / n) and the median relative width (also used by
-    studies/coverage_pinn.py)."""
+    Monte Carlo standard error sqrt(c (1 - c) / n), the median relative width and the number of
+    open intervals (an end at 0 or +-inf; they count as covering in the coverage, and the
+    coverage among the closed ones is given too) (also used by studies/coverage_pinn.py)."""
     n = len(rows)
     out = {"n_replicates": n}
     for p in params:
@@ -72,6 +73,12 @@ def coverage_summary(rows, params=PARAMS, methods=METHODS) -> dict:
             out[f"{p}_{m}_coverage"] = c
             out[f"{p}_{m}_mcse"] = float(np.sqrt(c * (1 - c) / n))
             out[f"{p}_{m}_median_rel_width"] = float(np.median((hi - lo) / true))
+            # open profiles are reported with the natural limit (0 or +-inf) at the open end
+            is_open = ~np.isfinite(lo) | ~np.isfinite(hi) | (lo <= 0)
+            out[f"{p}_{m}_n_open"] = int(is_open.sum())
+            out[f"{p}_{m}_coverage_closed_only"] = (
+                float(np.mean(((lo <= true) & (true <= hi))[~is_open])) if (~is_open).any()
+                else float("nan"))
     out["median_seconds_per_replicate"] = float(np.median([float(r["seconds"]) for r in rows]))
     return out
 
