@@ -224,6 +224,37 @@ def test_profile_interval(fitted):
     assert fitted.profiles_["deviance"].dims == ("param", "point")
 
 
+def test_profile_extends_a_side_that_stops_short(fitted):
+    """A grid to 0.3 profile s.e. cannot reach the threshold: without extension the side has
+    its probe and one grid point; with two extensions every side either crosses or carries
+    two more points, further out."""
+    def sides(n_extend):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            fitted.confidence_intervals(method="profile", params=["D"], n_points=1, max_sd=0.3,
+                                        n_extend=n_extend)
+        pr = fitted.profiles_
+        z = np.log(pr["value"].sel(param="D").values)
+        dev = pr["deviance"].sel(param="D").values
+        z0 = np.log(float(fitted.params_.sel(param="D")))
+        keep = np.isfinite(z)
+        out = {}
+        for s in (-1, 1):
+            on = keep & (np.sign(z - z0) == s)
+            out[s] = (np.abs(z[on] - z0), dev[on], bool((dev[on] >= pr.attrs["threshold"]).any()))
+        return out
+
+    short, ext = sides(0), sides(2)
+    for s in (-1, 1):
+        assert len(short[s][0]) == 2                      # probe + one grid point
+        assert ext[s][2] or len(ext[s][0]) == 4
+        if not short[s][2]:
+            # the grid point g (0.3 s.e.) and the probe are kept; extensions at 3 g, then 5 g
+            new = np.sort([d for d in ext[s][0] if not np.isclose(short[s][0], d).any()])
+            assert len(new) >= 1
+            assert any(np.allclose(new, [3 * g, 5 * g][: len(new)]) for g in short[s][0])
+
+
 def test_wald_interval_and_unknown_method(fitted):
     with pytest.warns(UserWarning, match="conditional curvature"):
         ci = fitted.confidence_intervals(method="wald")
