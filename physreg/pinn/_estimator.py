@@ -493,7 +493,10 @@ class PINNEstimator(ReactionDiffusionEstimator):
                                       ok_probe[2 * k + i]))
             d2 = dev_probe[2 * k: 2 * k + 2]
             okk = ok_probe[2 * k: 2 * k + 2]
-            m = np.mean(np.maximum(d2[okk], 1e-12)) if okk.any() else np.nan
+            # a probe deviance under 0.25 is within the refits' noise (0.1-0.3 on the 1-D
+            # yardstick; seed 1021: -0.12 and -0.14, which sized r's grid at +-53000): size
+            # the grid as if it were 0.25 (narrow; the extensions widen it)
+            m = np.mean(np.maximum(d2[okk], 0.25)) if okk.any() else np.nan
             if np.isfinite(m):
                 se_prof[j] = probe_sd * se_cond[j] / np.sqrt(m)
 
@@ -503,9 +506,10 @@ class PINNEstimator(ReactionDiffusionEstimator):
         step = max_sd / n_points
         todo = {key: step * np.arange(1, n_points + 1) for key in sides}
         reach = max_sd
+        z_lo, z_hi = space.bounds_unconstrained()
         for extension in range(n_extend + 1):
-            batch = [(j, z_hat[j] + s * o * se_prof[j]) for (j, s), offs in todo.items()
-                     for o in offs]
+            batch = [(j, float(np.clip(z_hat[j] + s * o * se_prof[j], z_lo[j], z_hi[j])))
+                     for (j, s), offs in todo.items() for o in offs]
             f, ok = run(batch)
             dev = 2.0 * N * (f - f_hat)
             i = 0
