@@ -30,8 +30,23 @@ solver's are 23% and 14% wide: ``coverage_solver_summary.json``).
 
 Profile intervals at the estimator's current defaults (``--initial heat --methods profile
 --lambda-pde 300 --resample``, ``coverage_pinn_heat_profile_lam300_resample_summary.json``),
-first 13 replicates: D held in 13 of 13 (median width 27% of the truth), r in 12 of 13 (13%);
-about 5 minutes per replicate with two shards (``--shard 0/2``, ``--shard 1/2``) running.
+seeds 1000-1020 (21 replicates, profile grid of commit 62a99e9: curvature probed at +-4
+conditional s.e., sides extended until they cross): D covered 18 of 21 (0.86, MC s.e. 0.08;
+the truth above the interval all three times; median width 27% of the truth, the solver's
+23%), r 18 of 21 (0.86; width 14%, solver 14%); no interval open; 150 s per replicate with a
+second job running. Before that grid (+-2 s.e. probe, no extension; 17 replicates kept in
+``*_probe2se.csv``) 4 D and 2 r profiles stayed open and were counted as covering. Seed 1021
+is missing: its r probes' deviances came out negative (refit noise), which sized r's grid at
++-53000 and stalled the refits for 20+ minutes (fixed since, commit e5c6590: a 0.25 floor on
+the probe deviance and grid points clipped to the bounds).
+
+Bootstrap (``--methods bootstrap --n-boot 100``, seeds 1000-1011, 12 replicates,
+``coverage_pinn_heat_bootstrap_lam300_resample_summary.json``; the basic interval from the
+same refits): parametric percentile D 7 of 12 (0.58, s.e. 0.14; truth above the interval 5
+times), basic 10 of 12 (0.83); r 10 of 12 (0.83) / 9 of 12 (0.75); widths D 18%, r 14%;
+430 s per replicate with a second job running. The replicates' median sits 0-5% below the
+fit in D (median 2.7%): refits repeat the PINN's low bias, which the percentile interval adds to the fit's
+own and the basic interval removes.
 """
 
 import argparse
