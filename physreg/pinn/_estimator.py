@@ -125,8 +125,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
     used), residual_rms_ / residual_rms_heldout_ (scaled PDE residual at the collocation points
     / at fresh points), fit_time_, diverged_ (non-finite steps hit), converged_: the loss moved
     by at most 1e-5 (relative) over the last 100 L-BFGS iterations. The default schedule ends
-    on its iteration budget before that (``converged_`` was False on all 13 fits of the
-    profile-coverage run at the defaults) without this being a failure: judge a fit by
+    on its iteration budget before that (``converged_`` was False on all 33 fits of the
+    coverage runs at the defaults, ``studies/coverage_pinn.py``) without this being a failure: judge a fit by
     ``history_``, the residual check and, where it matters, a longer ``n_lbfgs``.
     """
 
