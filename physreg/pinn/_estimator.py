@@ -439,8 +439,9 @@ class PINNEstimator(ReactionDiffusionEstimator):
         measures the profile's curvature; the grid then runs ``n_points`` steps per side up to
         ``max_sd`` profile standard errors. A side that has not reached the threshold by then
         is extended, up to ``n_extend`` times, by ``max(n_points // 2, 1)`` steps of twice the
-        size (to ``3 * max_sd`` with the defaults) before it is reported open. Every refit
-        starts from the fitted network.
+        size (to ``3 * max_sd`` with the defaults) before it is reported open. A probe
+        deviance under 0.25 (the refits' noise) counts as 0.25, and grid points stay within the
+        parameter's bounds. Every refit starts from the fitted network.
 
         Why so: the penalised profile is flatter away from the estimate than near it (with a
         grid to 3 standard errors the D profiles of ``studies/jin2016_compare.py`` stayed open,
