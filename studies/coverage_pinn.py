@@ -30,15 +30,15 @@ solver's are 23% and 14% wide: ``coverage_solver_summary.json``).
 
 Profile intervals at the estimator's current defaults (``--initial heat --methods profile
 --lambda-pde 300 --resample``, ``coverage_pinn_heat_profile_lam300_resample_summary.json``),
-seeds 1000-1020 (21 replicates, profile grid of commit 62a99e9: curvature probed at +-4
-conditional s.e., sides extended until they cross): D covered 18 of 21 (0.86, MC s.e. 0.08;
-the truth above the interval all three times; median width 27% of the truth, the solver's
-23%), r 18 of 21 (0.86; width 14%, solver 14%); no interval open; 150 s per replicate with a
-second job running. Before that grid (+-2 s.e. probe, no extension; 17 replicates kept in
-``*_probe2se.csv``) 4 D and 2 r profiles stayed open and were counted as covering. Seed 1021
-is missing: its r probes' deviances came out negative (refit noise), which sized r's grid at
-+-53000 and stalled the refits for 20+ minutes (fixed since, commit e5c6590: a 0.25 floor on
-the probe deviance and grid points clipped to the bounds).
+seeds 1000-1024 (25 replicates; profile grid of commit 62a99e9 for 1000-1020: curvature
+probed at +-4 conditional s.e., sides extended until they cross; e5c6590 for 1021-1024): D
+covered 21 of 25 (0.84, MC s.e. 0.07; the truth above the interval all four times; D bias
+-8.5%; median width 27% of the truth, the solver's 23%), r 22 of 25 (0.88; width 14%, solver
+14%); no interval open; 150 s per replicate with a second job running. Before that grid (+-2 s.e. probe, no extension; 17 replicates kept in
+``*_probe2se.csv``) 4 D and 2 r profiles stayed open and were counted as covering. On seed 1021
+r's probe deviances came out negative (refit noise), which sized r's grid at +-53000 and
+stalled the refits for 20+ minutes; with e5c6590 (a 0.25 floor on the probe deviance, grid
+points clipped to the bounds) the replicate takes 208 s.
 
 Bootstrap (``--methods bootstrap --n-boot 100``, seeds 1000-1011, 12 replicates,
 ``coverage_pinn_heat_bootstrap_lam300_resample_summary.json``; the basic interval from the
