@@ -116,8 +116,7 @@ def main():
     results = json.loads(OUT.read_text()) if OUT.exists() else []
     key = (a.n_adam, a.n_lbfgs, a.lambda_pde, not a.fixed_points)
     results = [r for r in results
-               if (r["n_adam"], r["n_lbfgs"], r.get("lambda_pde", "auto"), r.get("resample", True))
-               != key]
+               if (r["n_adam"], r["n_lbfgs"], r["lambda_pde"], r["resample"]) != key]
     OUT.write_text(json.dumps(results + [out], indent=1))
     print(json.dumps(out, indent=1))
 

@@ -34,8 +34,9 @@ seeds 1000-1024 (25 replicates; profile grid of commit 62a99e9 for 1000-1020: cu
 probed at +-4 conditional s.e., sides extended until they cross; e5c6590 for 1021-1024): D
 covered 21 of 25 (0.84, MC s.e. 0.07; the truth above the interval all four times; D bias
 -8.5%; median width 27% of the truth, the solver's 23%), r 22 of 25 (0.88; width 14%, solver
-14%); no interval open; 150 s per replicate with a second job running. Before that grid (+-2 s.e. probe, no extension; 17 replicates kept in
-``*_probe2se.csv``) 4 D and 2 r profiles stayed open and were counted as covering. On seed 1021
+14%); no interval open; 150 s per replicate with a second job running. Before that grid
+(+-2 s.e. probe, no extension; 17 replicates kept in ``*_probe2se.csv``) 4 D and 2 r profiles
+stayed open and were counted as covering. On seed 1021
 r's probe deviances came out negative (refit noise), which sized r's grid at +-53000 and
 stalled the refits for 20+ minutes; with e5c6590 (a 0.25 floor on the probe deviance, grid
 points clipped to the bounds) the replicate takes 208 s.
@@ -45,8 +46,8 @@ Bootstrap (``--methods bootstrap --n-boot 100``, seeds 1000-1011, 12 replicates,
 same refits): parametric percentile D 7 of 12 (0.58, s.e. 0.14; truth above the interval 5
 times), basic 10 of 12 (0.83); r 10 of 12 (0.83) / 9 of 12 (0.75); widths D 18%, r 14%;
 430 s per replicate with a second job running. The replicates' median sits 0-5% below the
-fit in D (median 2.7%): refits repeat the PINN's low bias, which the percentile interval adds to the fit's
-own and the basic interval removes.
+fit in D (median 2.7%): refits repeat the PINN's low bias, which the percentile interval
+adds to the fit's own and the basic interval removes.
 """
 
 import argparse
@@ -61,6 +62,7 @@ from coverage_solver import coverage_summary  # same folder (run as a script)
 from pinn_vs_solver import append_csv, pinn_initial
 
 import physreg
+from physreg.inference._intervals import bootstrap_intervals
 
 OUT = Path(__file__).parent / "results"
 PARAMS = ("D", "r")
@@ -90,28 +92,29 @@ def replicate(seed, a):
            "n_boot": a.n_boot if "bootstrap" in a.methods else 0,
            "seconds": time.perf_counter() - t0, "fit_seconds": est.fit_time_,
            "converged": est.converged_}
-    for p in PARAMS:
+    # the basic interval from the same refits: it removes the bias the replicates show around
+    # the fit, which the percentile interval carries over twice
+    basic = basic_intervals(est) if "bootstrap" in cis else {}
+    for p in PARAMS:       # the column order is the CSV's (rows are appended to it)
         row[f"{p}_true"] = truth[p]
         row[f"{p}_hat"] = float(est.params_.sel(param=p))
         for m, ci in cis.items():
             lo, hi = (float(v) for v in ci.sel(param=p).values)
             row[f"{p}_{m}_lo"], row[f"{p}_{m}_hi"] = lo, hi
-        if "bootstrap" in cis:
-            b = est.bootstrap_.sel(param=p).values
-            row[f"{p}_boot_median"] = float(np.nanmedian(b))
-            row[f"{p}_bootstrap_basic_lo"], row[f"{p}_bootstrap_basic_hi"] = basic_interval(
-                b, row[f"{p}_hat"], log=bool(est.space_.is_log[est.space_.free.index(p)]))
+        if basic:
+            row[f"{p}_boot_median"] = float(np.nanmedian(est.bootstrap_.sel(param=p).values))
+            row[f"{p}_bootstrap_basic_lo"], row[f"{p}_bootstrap_basic_hi"] = basic[p]
     return row
 
 
-def basic_interval(boot, hat, level=0.95, log=False):
-    """The basic bootstrap interval (2 hat - upper quantile, 2 hat - lower quantile) on the
-    estimator's unconstrained scale (``log``: log D; r is unconstrained): it removes the bias
-    the replicates show around the fit, which the percentile interval carries over twice."""
-    f, finv = (np.log, np.exp) if log else (np.asarray, np.asarray)
-    a = (1.0 - level) / 2.0
-    q_lo, q_hi = np.nanquantile(f(boot), [a, 1.0 - a])
-    return float(finv(2 * f(hat) - q_hi)), float(finv(2 * f(hat) - q_lo))
+def basic_intervals(est, level=0.95):
+    """Basic bootstrap intervals (user units) of ``est.bootstrap_`` on the estimator's
+    unconstrained scale: ``physreg.inference``'s ``bootstrap_intervals(kind="basic")``."""
+    space = est.space_
+    zb = np.asarray(space.to_unconstrained(est.bootstrap_.values))
+    lo, hi = bootstrap_intervals(zb, est.pinn_.z, level, "basic")
+    lo, hi = (np.asarray(space.to_user(v)) for v in (lo, hi))
+    return {p: (float(lo[space.free.index(p)]), float(hi[space.free.index(p)])) for p in PARAMS}
 
 
 def summarize(a):
@@ -126,6 +129,7 @@ def summarize(a):
     out = {"initial": a.initial, "methods": methods, "lambda_pde": a.lambda_pde,
            "resample": a.resample, **coverage_summary(rows, PARAMS, methods)}
     out["n_converged"] = sum(r["converged"] == "True" for r in rows)
+    out["seeds"] = [int(r["seed"]) for r in rows]
     path.with_name(path.stem + "_summary.json").write_text(json.dumps(out, indent=1))
     return out
 

@@ -76,6 +76,8 @@ def coverage_summary(rows, params=PARAMS, methods=METHODS) -> dict:
             # open profiles are reported with the natural limit (0 or +-inf) at the open end
             is_open = ~np.isfinite(lo) | ~np.isfinite(hi) | (lo <= 0)
             out[f"{p}_{m}_n_open"] = int(is_open.sum())
+            out[f"{p}_{m}_truth_above"] = int((hi < true).sum())
+            out[f"{p}_{m}_truth_below"] = int((lo > true).sum())
             out[f"{p}_{m}_coverage_closed_only"] = (
                 float(np.mean(((lo <= true) & (true <= hi))[~is_open])) if (~is_open).any()
                 else float("nan"))

@@ -275,8 +275,9 @@ class Ansatz(eqx.Module):
       ``D`` shapes the spread in the ansatz itself and the network only corrects it. With
       covariates, ``heat_rates`` says where ``D``, ``r`` and ``gamma`` are taken: ``"mean"``
       (the default) at the covariates' mean over their grid (``cov_mean``, computed once from
-      ``cov_values`` by :func:`build_problem`), one set of rates for the whole domain; ``"local"`` at the point itself (``cov_axes``, ``cov_values`` as
-      in :class:`ReactionDiffusionPDE`). ``"local"`` is a poor ansatz: the growth
+      ``cov_values`` by :func:`build_problem`), one set of rates for the whole domain;
+      ``"local"`` at the point itself (``cov_axes``, ``cov_values`` as in
+      :class:`ReactionDiffusionPDE`). ``"local"`` is a poor ansatz: the growth
       ``e^{r(x) tau}`` at a point depends on the rates along the way the front came, not on
       the rate there, so in a fast-growth patch ``S`` saturates long before the front arrives
       and in a slow one long after; the network must undo errors of several units of
