@@ -131,7 +131,43 @@ def summarize(a):
     out["n_converged"] = sum(r["converged"] == "True" for r in rows)
     out["seeds"] = [int(r["seed"]) for r in rows]
     path.with_name(path.stem + "_summary.json").write_text(json.dumps(out, indent=1))
+    plot_intervals(rows, methods, path.with_suffix(".png"))
     return out
+
+
+def plot_intervals(rows, methods, path):
+    """One panel per (method, parameter): every replicate's interval relative to the truth,
+    sorted by the estimate; intervals that miss in red, the estimates as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(methods), len(PARAMS), squeeze=False,
+                             figsize=(5.5 * len(PARAMS), 2.6 * len(methods)))
+    for i, m in enumerate(methods):
+        for k, p in enumerate(PARAMS):
+            ax = axes[i, k]
+            true = np.array([float(r[f"{p}_true"]) for r in rows])
+            hat = np.array([float(r[f"{p}_hat"]) for r in rows]) / true
+            lo = np.array([float(r[f"{p}_{m}_lo"]) for r in rows]) / true
+            hi = np.array([float(r[f"{p}_{m}_hi"]) for r in rows]) / true
+            order = np.argsort(hat)
+            miss = (lo > 1) | (hi < 1)
+            idx = np.arange(len(rows))
+            for color, sel in (("0.55", ~miss[order]), ("tab:red", miss[order])):
+                ax.vlines(idx[sel], lo[order][sel], np.minimum(hi[order][sel], 3.0),
+                          color=color, lw=1.2)
+            ax.plot(idx, hat[order], ".", color="k", ms=3)
+            ax.axhline(1.0, color="tab:blue", lw=1)
+            ax.set_title(f"{p}, {m}: {np.mean(~miss):.2f} cover ({len(rows)} replicates)",
+                         fontsize=9)
+            ax.set_ylabel(f"{p} / truth")
+            if i == len(methods) - 1:
+                ax.set_xlabel("replicate, sorted by the estimate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main():

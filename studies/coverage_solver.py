@@ -58,7 +58,14 @@ def coverage_summary(rows, params=PARAMS, methods=METHODS) -> dict:
     """Relative bias and RMSE of each parameter, and per interval method the coverage, its
     Monte Carlo standard error sqrt(c (1 - c) / n), the median relative width and the number of
     open intervals (an end at 0 or +-inf; they count as covering in the coverage, and the
-    coverage among the closed ones is given too) (also used by studies/coverage_pinn.py)."""
+    coverage among the closed ones is given too) (also used by studies/coverage_pinn.py).
+
+    Two diagnostics of *why* a coverage misses (they use the truth, so they are not interval
+    methods): ``{p}_{m}_coverage_bias_removed``, the coverage of the intervals divided by
+    ``1 + relative bias`` (the mean over the replicates): what the same widths would give
+    without the estimator's bias; and ``{p}_{m}_halfwidth_over_sd``, the median half-width
+    over the replicates' standard deviation of the estimate (1.96 for a well-sized 95%
+    interval)."""
     n = len(rows)
     out = {"n_replicates": n}
     for p in params:
@@ -66,6 +73,8 @@ def coverage_summary(rows, params=PARAMS, methods=METHODS) -> dict:
         hat = np.array([float(r[f"{p}_hat"]) for r in rows])
         out[f"{p}_rel_bias"] = float(np.mean(hat / true - 1))
         out[f"{p}_rel_rmse"] = float(np.sqrt(np.mean((hat / true - 1) ** 2)))
+        bias = out[f"{p}_rel_bias"]
+        sd = float(np.std(hat, ddof=1)) if n > 1 else float("nan")
         for m in methods:
             lo = np.array([float(r[f"{p}_{m}_lo"]) for r in rows])
             hi = np.array([float(r[f"{p}_{m}_hi"]) for r in rows])
@@ -81,6 +90,9 @@ def coverage_summary(rows, params=PARAMS, methods=METHODS) -> dict:
             out[f"{p}_{m}_coverage_closed_only"] = (
                 float(np.mean(((lo <= true) & (true <= hi))[~is_open])) if (~is_open).any()
                 else float("nan"))
+            lo_b, hi_b = lo / (1 + bias), hi / (1 + bias)
+            out[f"{p}_{m}_coverage_bias_removed"] = float(np.mean((lo_b <= true) & (true <= hi_b)))
+            out[f"{p}_{m}_halfwidth_over_sd"] = float(np.median(hi - lo) / 2 / sd)
     out["median_seconds_per_replicate"] = float(np.median([float(r["seconds"]) for r in rows]))
     return out
 
