@@ -167,7 +167,7 @@ def table_lines(runs, names, ref_name="solver_nuts"):
     """The speed table and the posterior-agreement table (markdown lines)."""
     ref = runs[ref_name]
     nan = float("nan")
-    L = ["| run | draws/chain | ESS | sampling s | ESS/s (sampling) | ratio vs solver-NUTS | "
+    L = [f"| run | draws/chain | ESS | sampling s | ESS/s (sampling) | ratio vs {ref_name} | "
          "ESS/s (warm-up+sampling) | ratio | ESS per CPU s (sampling) | ratio | load avg "
          "before/after | R-hat max |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -182,7 +182,7 @@ def table_lines(runs, names, ref_name="solver_nuts"):
                  f"{r.get('ess_per_cpu_s_sampling', nan):.1f} | "
                  f"{cpu_ratio:.1f} | "
                  f"{load[0]:.1f} / {load[1]:.1f} | {r['r_hat_max']:.3f} |")
-    L += ["", "Posterior vs solver-NUTS (|mean diff| / sd; 95 % CI endpoint diffs / sd; "
+    L += ["", f"Posterior vs {ref_name} (|mean diff| / sd; 95 % CI endpoint diffs / sd; "
           "Wasserstein / sd). Targets: 0.1, 0.2.", "",
           "| run | param | mean | sd | mean diff/sd | MC s.e. of diff/sd | lo diff/sd | hi diff/sd "
           "| W1/sd |", "|---|---|---|---|---|---|---|---|---|"]

@@ -16,7 +16,13 @@ the three parameters):
   skipped);
 - ``hyperpinn_linear_nuts``: NUTS through ``2d_full`` (linear output ``u = H + t' N``, squared
   error of u): small L2 error, but negative u at one observed count (see
-  metamodel_quality_2d.py), kept to show what that does to the posterior.
+  metamodel_quality_2d.py), kept to show what that does to the posterior;
+- ``solver_rwmh``: adaptive random-walk Metropolis through the solver (twice the draws), the
+  exact posterior for forward-only proposals (a solve without its gradient: ~3.5 ms);
+- ``hyperpinn_long+solver``: delayed acceptance (Christen & Fox 2005): ``2d_full_log_long``
+  screens each random-walk proposal, the solver decides on the survivors; the exact solver
+  posterior. Compare it with ``--reference solver_rwmh`` (then only the runs named in
+  ``--only`` and the reference are made).
 
 Posterior accuracy against ``solver_nuts``: |difference of means| / reference sd (target
 <= 0.1) and 95 % interval endpoint differences / sd (target <= 0.2), with the Monte Carlo
@@ -27,6 +33,8 @@ Writes studies/results/mcmc_metamodels_2d.{json,md}.
 
     python studies/metamodel_quality_2d.py && python studies/mcmc_metamodels_2d.py \
         [--chains 4] [--warmup 300] [--samples 500] [--only hyperpinn_nuts]
+    python studies/mcmc_metamodels_2d.py --only hyperpinn_long+solver --reference solver_rwmh \
+        --samples 1500 --warmup 500 --tag da
 """
 
 from __future__ import annotations
@@ -54,17 +62,24 @@ FIXED = {"gamma": 1.0, "ic_x": 4.0, "ic_y": 6.0, "ic_width": 0.5, "ic_mass": 5.0
 BOUNDS = {"D": (0.5, 2.0), "r": (0.5, 1.5), "r_elevation": (-0.6, 0.0)}
 
 
-def run(name, forward, metamodel, obs, cov, args):
-    est = physreg.MCMCEstimator(forward=forward, sampler="nuts", metamodel=metamodel,
+def run(name, forward, sampler, metamodel, obs, cov, args):
+    # random-walk chains (and delayed acceptance) get twice the draws, as in 1-D
+    n_samp = args.samples * (2 if sampler == "rwmh" else 1)
+    est = physreg.MCMCEstimator(forward=forward, sampler=sampler, metamodel=metamodel,
                                 likelihood=Poisson(kappa=10.0), growth_covariates=("elevation",),
                                 initial="gaussian", t0=0.0, fixed=FIXED, bounds=BOUNDS,
                                 grid=(24, 40), num_chains=args.chains, num_warmup=args.warmup,
-                                num_samples=args.samples, random_state=0)
+                                num_samples=n_samp, random_state=0)
     out, draws = fit_and_record(est, NAMES, obs, cov)
-    out.update(forward=forward, num_chains=args.chains, num_warmup=args.warmup,
-               num_samples_per_chain=args.samples,
+    out.update(forward=forward, sampler=sampler, num_chains=args.chains,
+               num_warmup=args.warmup, num_samples_per_chain=n_samp,
                solver_plan=est.solver_.plan(np.unique(np.asarray(obs.time.values, float)), 0.0),
                map={n: float(est.map_.sel(param=n)) for n in NAMES})
+    if forward.endswith("+solver"):
+        info = est.result_.info
+        out["da"] = {k: float(np.sum(info[k])) if k.startswith("exact") else info[k]
+                     for k in ("fraction_exact_saved", "stage1_acceptance", "stage2_acceptance",
+                               "acceptance", "exact_evals_sampling", "exact_evals_warmup")}
     print(name, json.dumps({k: out[k] for k in ("ess_bulk_min", "ess_per_s_sampling", "mean",
                                                 "sd", "timing")}, default=float), flush=True)
     return out, draws
@@ -77,23 +92,29 @@ def main():
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--only", default="")
     ap.add_argument("--tag", default="", help="suffix of the output files")
+    ap.add_argument("--reference", default="solver_nuts", choices=("solver_nuts", "solver_rwmh"),
+                    help="the exact-posterior run the others are compared with (always run)")
     args = ap.parse_args()
     obs, cov = physreg.datasets.load_example("fkpp2d_poisson")
-    plan = [("solver_nuts", "solver", None),
-            ("hyperpinn_nuts", "hyperpinn", MM / "2d_full_log"),
-            ("lora_nuts", "lora", MM / "2d_lora_log"),
-            ("hyperpinn_linear_nuts", "hyperpinn", MM / "2d_full"),
-            ("hyperpinn_long_nuts", "hyperpinn", MM / "2d_full_log_long")]
+    plan = [("solver_nuts", "solver", "nuts", None),
+            ("solver_rwmh", "solver", "rwmh", None),
+            ("hyperpinn_nuts", "hyperpinn", "nuts", MM / "2d_full_log"),
+            ("lora_nuts", "lora", "nuts", MM / "2d_lora_log"),
+            ("hyperpinn_linear_nuts", "hyperpinn", "nuts", MM / "2d_full"),
+            ("hyperpinn_long_nuts", "hyperpinn", "nuts", MM / "2d_full_log_long"),
+            ("hyperpinn_long+solver", "hyperpinn+solver", "rwmh", MM / "2d_full_log_long")]
     only = [s for s in args.only.split(",") if s]
     results, draws = {"settings": vars(args), "runs": {}}, {}
-    for name, fwd, mm in plan:
-        if only and name not in only and name != "solver_nuts":
+    for name, fwd, sampler, mm in plan:
+        if only and name not in only and name != args.reference:
+            continue
+        if not only and name == "solver_rwmh" and args.reference != name:
             continue
         if mm is not None and not mm.with_suffix(".eqx").is_file():
             print(f"{name}: {mm}.eqx missing (run studies/metamodel_quality_2d.py), skipped")
             continue
-        results["runs"][name], draws[name] = run(name, fwd, None if mm is None else str(mm),
-                                                 obs, cov, args)
+        results["runs"][name], draws[name] = run(name, fwd, sampler,
+                                                 None if mm is None else str(mm), obs, cov, args)
         if mm is not None:
             rec = load_info(mm)["info"]
             results["runs"][name]["metamodel"] = {
@@ -102,7 +123,7 @@ def main():
                 "training_s_incl_solver_data": rec["training_s_incl_solver_data"],
                 "rel_l2_median": rec["rel_l2_median"], "rel_l2_p95": rec["rel_l2_p95"],
                 "obs_rel_l2_median": rec["obs_rel_l2_median"]}
-    compare_to_reference(results["runs"], draws, NAMES)
+    compare_to_reference(results["runs"], draws, NAMES, ref_name=args.reference)
     stem = "mcmc_metamodels_2d" + (f"_{args.tag}" if args.tag else "")
     (OUT / f"{stem}.json").write_text(json.dumps(results, indent=2, default=float))
     write_md(results, stem)
@@ -113,11 +134,17 @@ def write_md(results, stem="mcmc_metamodels_2d"):
     st = results["settings"]
     L = ["# MCMC through 2-D metamodels vs the solver (bundled fkpp2d_poisson data, one run)", "",
          f"Free D, r, r_elevation; NUTS, {st['chains']} chains, {st['warmup']} warm-up, "
-         f"{st['samples']} draws each; ESS = min bulk ESS over the three; times exclude "
-         "compilation. Reference: solver NUTS (24 x 40 cells).", ""]
-    L += table_lines(runs, NAMES)
+         f"{st['samples']} draws each (random-walk and delayed-acceptance chains twice as "
+         "many); ESS = min bulk ESS over the three; times exclude compilation. Reference: "
+         f"{st.get('reference', 'solver_nuts')} (24 x 40 cells).", ""]
+    L += table_lines(runs, NAMES, ref_name=st.get("reference", "solver_nuts"))
     L += [""]
     for name, r in runs.items():
+        if "da" in r:
+            d = r["da"]
+            L.append(f"- {name}: delayed acceptance saved {100 * d['fraction_exact_saved']:.0f}% "
+                     f"of the solver calls (stage 1 / 2 acceptance {d['stage1_acceptance']:.2f}"
+                     f" / {d['stage2_acceptance']:.2f}).")
         if "metamodel" in r:
             L.append(metamodel_line(name, r, at_observations=True,
                                     suffix=f"; targets met: {r['targets_met']}"))
