@@ -36,9 +36,10 @@ Measured (``--n-rep 60 --n-sim 4``, two shards, stopped after 25 replicates: see
 includes a pause): the refits put the bias at -7.9% on average (sd 3.5% between replicates).
 D: relative bias -7.9% (MC s.e. 1.0%) uncorrected, -0.3% (1.2%) corrected; RMSE 9.3% -> 5.8%,
 the solver MLE's RMSE over 200 replicates (``coverage_solver.py``). Profile coverage of D 21/25
-(0.84) -> 25/25 corrected; r 22/25 -> 23/25 (r's bias, +0.8%, is within its noise). With
-half-widths of ~2.7 sd of the estimate, the corrected D intervals are wider than they need be:
-their coverage is expected above 0.98. The fits here reproduce the profile run's estimates
+(0.84) -> 25/25 corrected; r 22/25 -> 23/25 (r's bias, +0.8%, is within its noise). The
+median D half-width (13.4% of the truth) is ~2.3 times the corrected estimate's RMSE (5.8%; the
+correction adds its own noise), so the corrected coverage is expected near 0.98, the top of the
+90-98% band: 25 replicates cannot tell that from 0.95. The fits here reproduce the profile run's estimates
 exactly (``*_refit_vs_profile_run_rel_diff_rms`` 0).
 """
 
