@@ -65,7 +65,7 @@ from pathlib import Path
 
 import numpy as np
 from coverage_solver import coverage_summary  # same folder (run as a script)
-from pinn_vs_solver import append_csv, pinn_initial
+from pinn_vs_solver import append_csv, pending_seeds, pinn_initial
 
 import physreg
 from physreg.inference._intervals import bootstrap_intervals
@@ -197,18 +197,7 @@ def main():
         ap.error(f"--methods must be among {','.join(METHODS)}")
     OUT.mkdir(exist_ok=True)
     path = csv_path(a)
-    shard, n_shards = (int(v) for v in a.shard.split("/"))
-    done = set()
-    if path.exists():
-        with open(path) as f:
-            done = {int(r["seed"]) for r in csv.DictReader(f)}
-    t_start = time.perf_counter()
-    for k, seed in enumerate(range(a.first_seed, a.first_seed + a.n_rep)):
-        if seed in done or k % n_shards != shard:
-            continue
-        if a.max_minutes is not None and time.perf_counter() - t_start > 60 * a.max_minutes:
-            print("time budget spent; rerun to resume", flush=True)
-            break
+    for seed in pending_seeds(path, a.first_seed, a.n_rep, a.shard, a.max_minutes):
         row = replicate(seed, a)
         append_csv(path, [row], list(row))
         print(f"seed {seed}: {row['seconds']:.1f} s  D {row['D_hat']:.4f}  r {row['r_hat']:.4f}",

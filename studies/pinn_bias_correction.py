@@ -53,7 +53,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from pinn_vs_solver import append_csv, params_dict, pinn_initial
+from pinn_vs_solver import append_csv, params_dict, pending_seeds, pinn_initial
 
 import physreg
 
@@ -167,19 +167,8 @@ def main():
     a = ap.parse_args()
     if a.n_sim < 1:
         ap.error("--n-sim must be >= 1")
-    shard, n_shards = (int(v) for v in a.shard.split("/"))
     OUT.mkdir(exist_ok=True)
-    done = set()
-    if CSV.exists():
-        with open(CSV) as f:
-            done = {int(r["seed"]) for r in csv.DictReader(f)}
-    t0 = time.perf_counter()
-    for k, seed in enumerate(range(a.first_seed, a.first_seed + a.n_rep)):
-        if seed in done or k % n_shards != shard:
-            continue
-        if a.max_minutes is not None and time.perf_counter() - t0 > 60 * a.max_minutes:
-            print("time budget spent; rerun to resume", flush=True)
-            break
+    for seed in pending_seeds(CSV, a.first_seed, a.n_rep, a.shard, a.max_minutes):
         row = replicate(seed, a.n_sim)
         append_csv(CSV, [row], list(row))
         print(f"seed {seed}: {row['seconds']:.0f} s  D {row['D_hat']:.4f} -> bias "

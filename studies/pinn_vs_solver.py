@@ -188,6 +188,25 @@ def read_rows():
         return list(csv.DictReader(f))
 
 
+def pending_seeds(path, first_seed, n_rep, shard="0/1", max_minutes=None):
+    """The seeds ``first_seed .. first_seed + n_rep - 1`` still to run: those without a row in
+    the CSV ``path``, of this process's shard (``"i/n"``: the seeds with index % n == i), until
+    ``max_minutes`` have passed since the first call (then a message, and no more)."""
+    i, n = (int(v) for v in shard.split("/"))
+    done = set()
+    if Path(path).exists():
+        with open(path) as f:
+            done = {int(r["seed"]) for r in csv.DictReader(f)}
+    t_start = time.perf_counter()
+    for k, seed in enumerate(range(first_seed, first_seed + n_rep)):
+        if seed in done or k % n != i:
+            continue
+        if max_minutes is not None and time.perf_counter() - t_start > 60 * max_minutes:
+            print("time budget spent; rerun to resume", flush=True)
+            return
+        yield seed
+
+
 def append_csv(path, rows, fields):
     """Append ``rows`` (dicts) to the CSV ``path`` under an exclusive lock (shards running side
     by side share the file), with the header ``fields`` if the file is new."""
