@@ -197,6 +197,15 @@ def table_lines(runs, names, ref_name="solver_nuts"):
     return L
 
 
+def da_record(est) -> dict:
+    """What a delayed-acceptance fit (``forward="...+solver"``) saved: the fraction of solver
+    calls avoided, the two stages' acceptance rates and the solver calls made."""
+    info = est.result_.info
+    return {k: float(np.sum(info[k])) if k.startswith("exact") else info[k]
+            for k in ("fraction_exact_saved", "stage1_acceptance", "stage2_acceptance",
+                      "acceptance", "exact_evals_sampling", "exact_evals_warmup")}
+
+
 def run(name, forward, sampler, metamodel, ds, args):
     n_samp = args.samples * (2 if sampler == "rwmh" or forward.endswith("+solver") else 1)
     n_warm = args.warmup
@@ -236,10 +245,7 @@ def run(name, forward, sampler, metamodel, ds, args):
                       "final_acceptance": res.info["final_acceptance"],
                       "particles": args.smc_particles, "mcmc_steps": args.smc_mcmc_steps}
     if forward.endswith("+solver"):
-        info = res.info
-        out["da"] = {k: float(np.sum(info[k])) if k.startswith("exact") else info[k]
-                     for k in ("fraction_exact_saved", "stage1_acceptance", "stage2_acceptance",
-                               "acceptance", "exact_evals_sampling", "exact_evals_warmup")}
+        out["da"] = da_record(est)
     print(name, json.dumps({k: out[k] for k in ("ess_bulk_min", "ess_per_s_sampling", "mean",
                                                 "timing")}, default=float), flush=True)
     return out, draws

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from mcmc_metamodels import (  # same folder (run as a script)
     compare_to_reference,
+    da_record,
     fit_and_record,
     metamodel_line,
     table_lines,
@@ -76,10 +77,7 @@ def run(name, forward, sampler, metamodel, obs, cov, args):
                solver_plan=est.solver_.plan(np.unique(np.asarray(obs.time.values, float)), 0.0),
                map={n: float(est.map_.sel(param=n)) for n in NAMES})
     if forward.endswith("+solver"):
-        info = est.result_.info
-        out["da"] = {k: float(np.sum(info[k])) if k.startswith("exact") else info[k]
-                     for k in ("fraction_exact_saved", "stage1_acceptance", "stage2_acceptance",
-                               "acceptance", "exact_evals_sampling", "exact_evals_warmup")}
+        out["da"] = da_record(est)
     print(name, json.dumps({k: out[k] for k in ("ess_bulk_min", "ess_per_s_sampling", "mean",
                                                 "sd", "timing")}, default=float), flush=True)
     return out, draws
@@ -136,8 +134,8 @@ def write_md(results, stem="mcmc_metamodels_2d"):
          f"Free D, r, r_elevation; NUTS, {st['chains']} chains, {st['warmup']} warm-up, "
          f"{st['samples']} draws each (random-walk and delayed-acceptance chains twice as "
          "many); ESS = min bulk ESS over the three; times exclude compilation. Reference: "
-         f"{st.get('reference', 'solver_nuts')} (24 x 40 cells).", ""]
-    L += table_lines(runs, NAMES, ref_name=st.get("reference", "solver_nuts"))
+         f"{st['reference']} (24 x 40 cells).", ""]
+    L += table_lines(runs, NAMES, ref_name=st["reference"])
     L += [""]
     for name, r in runs.items():
         if "da" in r:
