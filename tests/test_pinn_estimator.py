@@ -315,3 +315,14 @@ def test_fresh_collocation_points_cover_the_box_with_the_time_law():
     # P(t' <= 1.1 q^2) = q: the median time is 1.1 / 4
     assert np.median(a[:, 0]) == pytest.approx(1.1 / 4, rel=0.03)
     assert np.mean(a[:, 1]) == pytest.approx(0.5, abs=0.01)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bias correction (cold refits on solver-simulated data)
+# ------------------------------------------------------------------------------------------------
+def test_correct_bias_refuses_a_learnt_initial_state(fitted):
+    """initial="first": the solver would start from a different initial state (see
+    ``correct_bias``); it says so instead of simulating the wrong model."""
+    with pytest.raises(ValueError, match="initial='gaussian'"):
+        fitted.correct_bias(n_sim=1)
+    assert not hasattr(fitted, "bias_")
