@@ -45,10 +45,11 @@ def _options(items) -> dict:
     return out
 
 
-def _table(est, ci, truth=None) -> str:
+def _table(est, ci, truth=None, params=None) -> str:
+    params = est.params_ if params is None else params
     rows = [f"{'param':<10} {'truth':>10} {'estimate':>10} {'lower':>10} {'upper':>10}  units"]
-    for n in est.params_.param.values:
-        v = float(est.params_.sel(param=n))
+    for n in params.param.values:
+        v = float(params.sel(param=n))
         t = truth.get(str(n), np.nan) if truth else np.nan
         ends = ["nan", "nan"]
         if n in ci.param.values:
@@ -136,6 +137,10 @@ def fit(
         help="NAME=VALUE: another estimator argument (a Python literal), repeatable; e.g. "
              "--method pinn --option n_adam=5000 --option width=48.")] = None,
     interval: Annotated[str, typer.Option(help="profile, wald or bootstrap.")] = "profile",
+    bias_correction: Annotated[int, typer.Option(
+        help="--method pinn: remove the PINN's bias, estimated by this many cold refits on "
+             "data simulated by the solver at the fit (PINNEstimator.correct_bias); "
+             "estimates and intervals are then the corrected ones. 0: off.")] = 0,
     level: float = 0.95,
     out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("physreg-fit"),
     seed: int = 0,
@@ -155,6 +160,9 @@ def fit(
         except ValueError:
             raise typer.BadParameter(f"--fix expects NAME=VALUE, got {item!r}.") from None
     extra = _options(option)
+    if bias_correction < 0 or (bias_correction and method != "pinn"):
+        raise typer.BadParameter("--bias-correction takes a number of refits >= 0, and only "
+                                 "with --method pinn.")
     if t0 is not None:
         extra["t0"] = t0
     est = _estimator(method, target=target, likelihood=likelihood, initial=initial,
@@ -164,11 +172,24 @@ def fit(
                      fixed=fixed or None, random_state=seed, verbose=True, **extra)
     t0 = time.perf_counter()
     est.fit(ds, covariates=cov)
-    ci = est.confidence_intervals(level=level, method=interval)
+    written = {"seconds": None, "file": str(path)}
+    params = None
+    if bias_correction:
+        est.correct_bias(n_sim=bias_correction)
+        params = est.params_corrected_
+        written["params"] = {str(n): float(params.sel(param=n)) for n in params.param.values}
+        written["params_uncorrected"] = {str(n): float(est.params_.sel(param=n))
+                                         for n in est.params_.param.values}
+        written["bias"] = {"scale": est.bias_.attrs["scale"], "n_sim": bias_correction,
+                           "values": {str(n): float(est.bias_.sel(param=n))
+                                      for n in est.bias_.param.values}}
+    ci = est.confidence_intervals(level=level, method=interval,
+                                  **({"bias_corrected": True} if bias_correction else {}))
     elapsed = time.perf_counter() - t0
-    typer.echo(_table(est, ci))
+    written["seconds"] = elapsed
+    typer.echo(_table(est, ci, params=params))
     typer.echo(f"\n{ci.attrs['method']} intervals at {level:.0%}; {elapsed:.1f} s")
-    _write_outputs(est, ds, ci, out, {"seconds": elapsed, "file": str(path)}, True)
+    _write_outputs(est, ds, ci, out, written, True)
 
 
 if __name__ == "__main__":  # pragma: no cover

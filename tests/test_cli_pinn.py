@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -33,6 +34,25 @@ def test_fit_method_pinn_writes_estimates(nc_file, tmp_path):
     assert res["units"]["D"] == "km^2/day"
     assert (out / "fit.png").exists() and (out / "intervals.nc").exists()
     assert "D" in r.output and "wald intervals" in r.output
+
+
+def test_fit_method_pinn_bias_correction(nc_file, tmp_path):
+    out = tmp_path / "res"
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "pinn", "--initial",
+                                 "gaussian", "--t0", "0", "--interval", "wald", *TINY,
+                                 "--bias-correction", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "estimates.json").read_text())
+    assert res["interval_method"] == "wald+bias-corrected"
+    assert res["bias"]["n_sim"] == 2
+    b = res["bias"]["values"]["D"]
+    # the corrected estimate is the fit's with the bias removed (log scale for D)
+    assert res["params"]["D"] == pytest.approx(res["params_uncorrected"]["D"] * np.exp(-b),
+                                               rel=1e-9)
+    assert b != 0.0
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--bias-correction", "2",
+                                 "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "--method pinn" in r.output
 
 
 def test_fit_rejects_unknown_options(nc_file, tmp_path):
