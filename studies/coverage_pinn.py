@@ -143,7 +143,8 @@ def summarize(a):
 
 def plot_intervals(rows, methods, path):
     """One panel per (method, parameter): every replicate's interval relative to the truth,
-    sorted by the estimate; intervals that miss in red, the estimates as dots."""
+    sorted by the estimate; intervals that miss in red, the estimates as dots (a row's
+    ``{p}_{method}_hat``, where a method has its own estimate, else ``{p}_hat``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,7 +156,7 @@ def plot_intervals(rows, methods, path):
         for k, p in enumerate(PARAMS):
             ax = axes[i, k]
             true = np.array([float(r[f"{p}_true"]) for r in rows])
-            hat = np.array([float(r[f"{p}_hat"]) for r in rows]) / true
+            hat = np.array([float(r.get(f"{p}_{m}_hat", r[f"{p}_hat"])) for r in rows]) / true
             lo = np.array([float(r[f"{p}_{m}_lo"]) for r in rows]) / true
             hi = np.array([float(r[f"{p}_{m}_hi"]) for r in rows]) / true
             order = np.argsort(hat)

@@ -53,6 +53,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from coverage_pinn import plot_intervals
 from pinn_vs_solver import append_csv, params_dict, pending_seeds, pinn_initial
 
 import physreg
@@ -148,11 +149,19 @@ def summarize():
             out[f"{p}_{name}_mcse"] = float(np.sqrt(c * (1 - c) / n))
             out[f"{p}_{name}_truth_above"] = int((z < true).sum())
             out[f"{p}_{name}_truth_below"] = int((a > true).sum())
+        for r, lo_, hi_, b_ in zip(with_prof, lo, hi, b, strict=True):
+            r[f"{p}_profile_lo"], r[f"{p}_profile_hi"] = lo_, hi_
+            r[f"{p}_profile_corrected_lo"] = lo_ * np.exp(-b_)
+            r[f"{p}_profile_corrected_hi"] = hi_ * np.exp(-b_)
+            r[f"{p}_profile_corrected_hat"] = float(r[f"{p}_hat"]) * np.exp(-b_)
         # the same fit twice: how far the refit here is from the profile run's estimate
         d = np.array([float(r[f"{p}_hat"]) / float(prof[int(r["seed"])][f"{p}_hat"]) - 1
                       for r in with_prof])
         out[f"{p}_refit_vs_profile_run_rel_diff_rms"] = float(np.sqrt(np.mean(d ** 2)))
     (OUT / "pinn_bias_correction_summary.json").write_text(json.dumps(out, indent=1))
+    if n:
+        plot_intervals(with_prof, ["profile", "profile_corrected"],
+                       OUT / "pinn_bias_correction.png")
     return out
 
 
