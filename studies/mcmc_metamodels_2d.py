@@ -23,6 +23,8 @@ the three parameters):
   screens each random-walk proposal, the solver decides on the survivors; the exact solver
   posterior. Compare it with ``--reference solver_rwmh`` (then only the runs named in
   ``--only`` and the reference are made).
+- ``hyperpinn_focus_nuts``: NUTS through ``2d_full_log_focus`` (half its training theta near
+  the solver MLE, see metamodel_quality_2d.py).
 
 Posterior accuracy against ``solver_nuts``: |difference of means| / reference sd (target
 <= 0.1) and 95 % interval endpoint differences / sd (target <= 0.2), with the Monte Carlo
@@ -100,7 +102,8 @@ def main():
             ("lora_nuts", "lora", "nuts", MM / "2d_lora_log"),
             ("hyperpinn_linear_nuts", "hyperpinn", "nuts", MM / "2d_full"),
             ("hyperpinn_long_nuts", "hyperpinn", "nuts", MM / "2d_full_log_long"),
-            ("hyperpinn_long+solver", "hyperpinn+solver", "rwmh", MM / "2d_full_log_long")]
+            ("hyperpinn_long+solver", "hyperpinn+solver", "rwmh", MM / "2d_full_log_long"),
+            ("hyperpinn_focus_nuts", "hyperpinn", "nuts", MM / "2d_full_log_focus")]
     only = [s for s in args.only.split(",") if s]
     results, draws = {"settings": vars(args), "runs": {}}, {}
     for name, fwd, sampler, mm in plan:

@@ -23,6 +23,10 @@ Variants (each trained here, from scratch; ``--only a,b`` runs some):
 - ``full_features``: plus the covariate value and the distance to the introduction as inputs;
 - ``full_wide``: target net 3 x 48 on 16 x 10 cosines, hypernetwork 2 x 96;
 - ``lora``: the low-rank variant (rank 4) of ``full``;
+- ``full_log_focus``: ``full_log_long`` (below) with half of the 512 training theta drawn in
+  the focus box, the solver MLE +- 4 Wald s.e. of the bundled data (one fit, no MCMC), and half
+  over the whole box (the sampling lever: the training box, hence the domain check, is
+  unchanged);
 - ``full_log``, ``lora_log``: positive output ``u = H exp(10 t' N)`` and the squared error
   of ``sqrt(u)`` as the loss (the normalisation lever: the scale on which a Poisson
   likelihood weighs errors). The linear-output metamodels reach a small L2 error but go
@@ -45,6 +49,7 @@ studies/results/metamodels/2d_<variant>.{eqx,json} (read by studies/mcmc_metamod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -54,6 +59,7 @@ import numpy as np
 from metamodel_quality import time_forward_and_gradient  # same folder (run as a script)
 
 import physreg
+from physreg.likelihoods import Poisson
 from physreg.metamodels import (
     FKPPSetup2D,
     HyperPINN,
@@ -83,7 +89,30 @@ def variants(steps):
         "full_log_long": {**base, "steps": 3 * steps, "arch": {"output": "log"},
                           "loss_scale": "sqrt"},
         "lora_log": {**base, "kind": "lora", "arch": {"output": "log"}, "loss_scale": "sqrt"},
+        "full_log_focus": {**base, "steps": 3 * steps, "arch": {"output": "log"},
+                           "loss_scale": "sqrt", "focus": 0.5},
     }
+
+
+def focus_box(obs, cov, setup, k=4.0):
+    """Solver MLE +- ``k`` Wald standard errors (unconstrained scale: log D), within the
+    training box: where the posterior of these data lives, found with one maximum-likelihood
+    fit (seconds), no MCMC. Same model as ``studies/mcmc_metamodels_2d.py``."""
+    from mcmc_metamodels_2d import BOUNDS, FIXED, NAMES
+
+    est = physreg.SolverEstimator(likelihood=Poisson(kappa=10.0),
+                                  growth_covariates=("elevation",), initial="gaussian",
+                                  t0=0.0, fixed=FIXED, bounds=BOUNDS, grid=(24, 40),
+                                  random_state=0).fit(obs, cov)
+    est.confidence_intervals(method="wald")
+    space = est.space_
+    if list(space.free) != list(setup.names) or list(space.free) != NAMES:
+        raise RuntimeError(f"free parameters {space.free} differ from the setup's {setup.names}")
+    se = np.sqrt(np.diag(est.covariance_))
+    lo = np.asarray(space.to_user(est.z_ - k * se))
+    hi = np.asarray(space.to_user(est.z_ + k * se))
+    return (np.maximum(lo, setup.lower), np.minimum(hi, setup.upper),
+            {n: float(est.params_.sel(param=n)) for n in NAMES})
 
 
 NEAR_POSTERIOR = ((0.85, 0.9, -0.45), (1.2, 1.05, -0.27))
@@ -180,12 +209,20 @@ def main():
     for name, cfg in variants(args.steps).items():
         if only and name not in only:
             continue
-        n_train = cfg["n_train"]
-        if n_train not in data:
+        n_train, focus = cfg["n_train"], cfg.get("focus", 0.0)
+        if (n_train, focus) not in data:
             tt = time.perf_counter()
-            th = sample_box(setup, n_train, seed=0)
-            data[n_train] = (th, solver_snapshots(setup, th, t), time.perf_counter() - tt)
-        th_tr, u_tr, data_s = data[n_train]
+            n_focus = int(round(focus * n_train))
+            th = sample_box(setup, n_train - n_focus, seed=0)
+            if n_focus:
+                lo_f, hi_f, mle = focus_box(obs, cov, setup)
+                focus_rec = {"fraction": focus, "lower": lo_f.tolist(), "upper": hi_f.tolist(),
+                             "solver_mle": mle, "rule": "solver MLE +- 4 Wald s.e."}
+                sub = dataclasses.replace(setup, lower=tuple(lo_f), upper=tuple(hi_f))
+                th = np.concatenate([th, sample_box(sub, n_focus, seed=1)])
+            data[(n_train, focus)] = (th, solver_snapshots(setup, th, t),
+                                      time.perf_counter() - tt)
+        th_tr, u_tr, data_s = data[(n_train, focus)]
         print(f"== {name}", flush=True)
         model = HyperPINN.build(setup, kind=cfg["kind"], key=0, **cfg["arch"])
         model, rec = train_metamodel(model, theta_train=th_tr, u_train=u_tr, t_grid=t,
@@ -208,6 +245,7 @@ def main():
                 "obs_rel_l2_median": float(np.median(eo)),
                 "obs_rel_l2_p95": float(np.quantile(eo, 0.95)), "obs_rel_l2_max": float(eo.max()),
                 "loss_scale": cfg.get("loss_scale", "linear"),
+                **({"focus": focus_rec} if focus else {}),
                 "loglik_abs_diff_median": float(np.median(dll)),
                 "loglik_abs_diff_max": float(dll.max()),
                 "loglik_abs_diff_near_posterior_median": float(np.median(dll_near)),
