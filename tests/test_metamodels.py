@@ -193,3 +193,112 @@ def test_metamodel_trained_on_first_fit(data):
     assert mm.kind == "full" and mm.setup.names == ("D", "r")
     assert mm.setup.lower == (0.05, 0.5) and mm.setup.fixed == (("gamma", 1.0),)
     assert mm.setup.ic == (2.0, 0.3, 0.5) and est.metamodel_train_s_ > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Importance correction of a metamodel chain
+# ------------------------------------------------------------------------------------------------
+def test_weighted_quantile_and_pareto_k():
+    from scipy.stats import genpareto
+
+    from physreg.mcmc import pareto_k, weighted_quantile
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=4001)
+    w = np.full(v.size, 1.0 / v.size)
+    for q in (0.025, 0.5, 0.975):
+        assert weighted_quantile(v, w, q) == pytest.approx(np.quantile(v, q), abs=2e-3)
+    # weights that double the right half: the left holds 1/3 of the mass, so the weighted
+    # median is where F - 1/2 = (1/2 - 1/3) / (4/3), the 5/8 quantile
+    w2 = np.where(v > 0, 2.0, 1.0)
+    w2 /= w2.sum()
+    assert weighted_quantile(v, w2, 0.5) == pytest.approx(np.quantile(v, 5 / 8), abs=0.01)
+    # the tail shape of known ratios, Pareto shape 0.5 and 0.9 (heavy): one estimate from
+    # 4000 ratios has sd 0.12-0.17 (measured over 20 seeds, no bias); the mean of 10 seeds
+    for shape in (0.5, 0.9):
+        ks = [pareto_k(np.log(genpareto.rvs(shape, size=4000, random_state=s) + 1.0))
+              for s in range(10)]
+        assert np.mean(ks) == pytest.approx(shape, abs=0.12), shape
+    assert pareto_k(np.log(rng.uniform(1.0, 1.01, size=4000))) < 0.0  # bounded ratios
+
+
+def test_importance_correction_contract(trained, data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = _est("hyperpinn", trained["full"], sampler="rwmh").fit(data)
+    with pytest.raises(ValueError, match="importance_correct"):
+        est.confidence_intervals(method="importance")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # a crude metamodel: heavy weights
+        est.importance_correct(max_draws=150, chunk=64)
+    imp = est.importance_
+    n = imp.attrs["n_draws"]
+    assert n == 150 and imp["weight"].shape == (150,)
+    w = imp["weight"].values
+    assert np.all(w >= 0) and w.sum() == pytest.approx(1.0)
+    assert 1.0 <= imp.attrs["ess"] <= n
+    # the log weight of a draw is the solver's minus the metamodel's log-likelihood
+    import jax.numpy as jnp
+
+    z = jnp.asarray(imp["z"].values[7])
+    lw = float(jnp.sum(est.problem_.loglik_terms(z)) - est._metamodel_loglik(est.metamodel_)(z))
+    assert float(imp["log_weight"][7]) == pytest.approx(lw, rel=1e-6, abs=1e-6)
+    # weighted means and intervals
+    D = np.exp(imp["z"].sel(param="D").values)
+    assert float(est.params_importance_.sel(param="D")) == pytest.approx(np.sum(w * D), rel=1e-9)
+    ci = est.confidence_intervals(method="importance", level=0.9)
+    assert ci.attrs["method"] == "credible-equal-tailed-importance"
+    lo, hi = ci.sel(param="D").values
+    assert D.min() <= lo < hi <= D.max()
+    solver = _est("solver", None, sampler="rwmh", num_warmup=10, num_samples=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        solver.fit(data)
+    with pytest.raises(ValueError, match="metamodel chain"):
+        solver.importance_correct()
+
+
+@pytest.mark.slow
+def test_importance_correction_targets_the_solver_posterior(trained, data):
+    """The reweighted draws of a metamodel's chain and plain solver RWMH: posterior means of
+    D and r agree within 4 Monte Carlo standard errors (the importance sample's error from
+    its weight ESS), fixed seeds. The module's crude metamodel (300 steps) is too far from
+    the solver for the weights (Pareto k 0.84 measured: it warns); one trained 10x longer
+    on the same solutions is used."""
+    from physreg.inference._diagnostics import summarize
+
+    kw = dict(num_chains=4, num_warmup=400, num_samples=1500)
+    with pytest.warns(UserWarning, match="Pareto k"):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="(?!Importance)")
+            crude = _est("hyperpinn", trained["full"], **kw).fit(data)
+        crude.importance_correct()
+    t, x = default_grid(SETUP, n_t=10, n_x=32)
+    th = sample_box(SETUP, 64, seed=0)
+    u = solver_snapshots(SETUP, th, t, x=x, n_cells=64)
+    better, _ = train_metamodel(HyperPINN.build(SETUP, kind="full", key=0, **TINY),
+                                theta_train=th, u_train=u, t_grid=t, x_grid=x, steps=3000,
+                                steps_per_call=500, batch_theta=8, batch_points=128)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mm = _est("hyperpinn", better, **kw).fit(data)
+        mm.importance_correct()
+        ref = _est("solver", None, sampler="rwmh", random_state=1, **kw).fit(data)
+    assert mm.importance_.attrs["pareto_k"] < 0.7, mm.importance_.attrs
+    s_ref = summarize(ref.result_.samples, ["D", "r", "sigma"])
+    s_mm = summarize(mm.result_.samples, ["D", "r", "sigma"])
+    imp = mm.importance_
+    w = imp["weight"].values
+    for name in ("D", "r"):
+        # the chain's ESS scaled by the weights' efficiency (Kish)
+        ess = s_mm[name]["ess_bulk"] * imp.attrs["ess_fraction"]
+        zj = imp["z"].sel(param=name).values
+        m = np.sum(w * zj)
+        sd = np.sqrt(np.sum(w * (zj - m) ** 2))
+        b = s_ref[name]
+        tol = 4.0 * np.hypot(sd / np.sqrt(ess), b["mcse_mean"])
+        assert abs(m - b["mean"]) < tol, (name, m, b["mean"], tol, s_mm[name]["mean"])
+        if name == "D":
+            # the correction did the work: the chain's own mean of log D is 0.6 sd off
+            # (measured: -2.380 vs -2.423, reweighted -2.420, tolerance ~0.013)
+            assert abs(s_mm[name]["mean"] - b["mean"]) > tol
