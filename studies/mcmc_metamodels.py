@@ -134,7 +134,8 @@ def compare_to_reference(runs, draws, names, ref_name="solver_nuts"):
         cmp = {}
         for n in names:
             sd = ref["sd"][n]
-            w1 = float(wasserstein_distance(draws[name][n], draws[ref_name][n]))
+            w1 = float(wasserstein_distance(draws[name][n], draws[ref_name][n],
+                                            u_weights=draws[name].get("_weights")))
             # Monte Carlo standard error of the difference of means, in reference sds
             ess_a = r["summary_unconstrained"][n]["ess_bulk"]
             ess_b = ref["summary_unconstrained"][n]["ess_bulk"]
@@ -204,6 +205,38 @@ def da_record(est) -> dict:
     return {k: float(np.sum(info[k])) if k.startswith("exact") else info[k]
             for k in ("fraction_exact_saved", "stage1_acceptance", "stage2_acceptance",
                       "acceptance", "exact_evals_sampling", "exact_evals_warmup")}
+
+
+def importance_record(est, rec, names) -> tuple[dict, dict]:
+    """A metamodel chain's record after ``est.importance_correct()``: weighted posterior mean,
+    sd and 95 % interval (user units), the chain's bulk ESS scaled by the weights' efficiency
+    (Kish ESS / draws), and ESS/s over the sampling phase plus the solver solves of the
+    reweighting. Returns (record, {name: draws, "_weights": weights})."""
+    from physreg.mcmc import weighted_quantile
+
+    imp = est.importance_
+    w = imp["weight"].values
+    space = est.space_
+    user = np.asarray(space.to_user(imp["z"].values))
+    draws = {n: user[:, space.free.index(n)] for n in names}
+    frac = imp.attrs["ess_fraction"]
+    summ = {n: {**v, "ess_bulk": v["ess_bulk"] * frac}
+            for n, v in rec["summary_unconstrained"].items()}
+    ess = min(summ[n]["ess_bulk"] for n in names)
+    timing = dict(rec["timing"])
+    timing["sampling_s"] = rec["timing"]["sampling_s"] + imp.attrs["solver_s"]
+    mean = {n: float(np.sum(w * draws[n])) for n in names}
+    out = {**{k: v for k, v in rec.items() if k not in ("nuts", "warnings")},
+           "summary_unconstrained": summ, "ess_bulk_min": ess, "timing": timing,
+           "ess_per_s_sampling": ess / timing["sampling_s"],
+           "ess_per_s_warmup_sampling": ess / (timing["sampling_s"] + timing["warmup_s"]),
+           "mean": mean,
+           "sd": {n: float(np.sqrt(np.sum(w * (draws[n] - mean[n]) ** 2))) for n in names},
+           "ci95": {n: [weighted_quantile(draws[n], w, q) for q in (0.025, 0.975)]
+                    for n in names},
+           "importance": {k: float(v) for k, v in imp.attrs.items()}}
+    out.pop("ess_per_cpu_s_sampling", None)
+    return out, {**draws, "_weights": w}
 
 
 def run(name, forward, sampler, metamodel, ds, args):

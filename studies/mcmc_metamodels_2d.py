@@ -25,6 +25,10 @@ the three parameters):
   ``--only`` and the reference are made).
 - ``hyperpinn_focus_nuts``: NUTS through ``2d_full_log_focus`` (half its training theta near
   the solver MLE, see metamodel_quality_2d.py).
+- ``--importance``: each metamodel chain's draws reweighted to the solver posterior after
+  the run (``MCMCEstimator.importance_correct``: one solver solve per draw, no gradient),
+  reported as ``<name>+is``; its ESS is the chain's times the weights' efficiency, its time
+  the sampling plus the solves.
 
 Posterior accuracy against ``solver_nuts``: |difference of means| / reference sd (target
 <= 0.1) and 95 % interval endpoint differences / sd (target <= 0.2), with the Monte Carlo
@@ -50,6 +54,7 @@ from mcmc_metamodels import (  # same folder (run as a script)
     compare_to_reference,
     da_record,
     fit_and_record,
+    importance_record,
     metamodel_line,
     table_lines,
 )
@@ -82,7 +87,7 @@ def run(name, forward, sampler, metamodel, obs, cov, args):
         out["da"] = da_record(est)
     print(name, json.dumps({k: out[k] for k in ("ess_bulk_min", "ess_per_s_sampling", "mean",
                                                 "sd", "timing")}, default=float), flush=True)
-    return out, draws
+    return out, draws, est
 
 
 def main():
@@ -92,6 +97,9 @@ def main():
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--only", default="")
     ap.add_argument("--tag", default="", help="suffix of the output files")
+    ap.add_argument("--importance", action="store_true",
+                    help="also reweight each metamodel chain to the solver posterior "
+                         "(MCMCEstimator.importance_correct): runs '<name>+is'")
     ap.add_argument("--reference", default="solver_nuts", choices=("solver_nuts", "solver_rwmh"),
                     help="the exact-posterior run the others are compared with (always run)")
     args = ap.parse_args()
@@ -114,8 +122,8 @@ def main():
         if mm is not None and not mm.with_suffix(".eqx").is_file():
             print(f"{name}: {mm}.eqx missing (run studies/metamodel_quality_2d.py), skipped")
             continue
-        results["runs"][name], draws[name] = run(name, fwd, sampler,
-                                                 None if mm is None else str(mm), obs, cov, args)
+        results["runs"][name], draws[name], est = run(
+            name, fwd, sampler, None if mm is None else str(mm), obs, cov, args)
         if mm is not None:
             rec = load_info(mm)["info"]
             results["runs"][name]["metamodel"] = {
@@ -124,6 +132,12 @@ def main():
                 "training_s_incl_solver_data": rec["training_s_incl_solver_data"],
                 "rel_l2_median": rec["rel_l2_median"], "rel_l2_p95": rec["rel_l2_p95"],
                 "obs_rel_l2_median": rec["obs_rel_l2_median"]}
+        if args.importance and fwd in ("hyperpinn", "lora"):
+            est.importance_correct()
+            results["runs"][name + "+is"], draws[name + "+is"] = importance_record(
+                est, results["runs"][name], NAMES)
+            print(name + "+is", json.dumps(results["runs"][name + "+is"]["importance"]),
+                  flush=True)
     compare_to_reference(results["runs"], draws, NAMES, ref_name=args.reference)
     stem = "mcmc_metamodels_2d" + (f"_{args.tag}" if args.tag else "")
     (OUT / f"{stem}.json").write_text(json.dumps(results, indent=2, default=float))
