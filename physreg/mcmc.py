@@ -26,7 +26,9 @@ known Gaussian introduction (``initial="gaussian"`` with ``ic_x``, ``ic_width``,
 fixed at the metamodel's values), no-flux ends, no covariates, and the rates the metamodel does
 not take fixed at its values. The prior box of the metamodel's parameters is its training box
 (a user ``bounds`` may narrow it, never widen it: a ``ValueError`` says so), so no proposal is
-ever extrapolated. ``predict`` always goes through the solver.
+ever extrapolated. ``predict`` always goes through the solver. A metamodel chain's draws can
+be reweighted to the solver posterior afterwards (:meth:`MCMCEstimator.importance_correct`:
+one solver solve per draw, vmapped, with the weights' ESS and Pareto-k tail diagnostic).
 
 Priors live on the unconstrained scale z (log for positive parameters). The default for each
 free parameter is a normal centred in its box with a standard deviation of a quarter of the
@@ -128,6 +130,8 @@ class MCMCEstimator(SolverEstimator):
         compilation of the sampler.
     metamodel_, metamodel_train_s_ : metamodel forwards; ``pinn_train_s_``,
         ``pinn_physics_loss_``, ``pinn_weights_`` : the first PINN training (forward="pinn").
+    importance_, params_importance_ : after :meth:`importance_correct` (metamodel forwards):
+        the draws reweighted to the solver posterior, and their weighted means.
     """
 
     def __init__(self, forward="solver", sampler="nuts", target="density",
