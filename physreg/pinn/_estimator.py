@@ -132,6 +132,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
     on its iteration budget before that (``converged_`` was False on all 33 fits of the
     coverage runs at the defaults, ``studies/coverage_pinn.py``) without this being a failure: judge a fit by
     ``history_``, the residual check and, where it matters, a longer ``n_lbfgs``.
+    After :meth:`correct_bias`: ``bias_``, ``bias_refits_``, ``params_corrected_`` (the
+    penalised objective's bias, estimated by cold refits on solver-simulated data, removed).
     """
 
     def __init__(self, target="density", likelihood="gaussian", diffusion_covariates=(),
