@@ -428,7 +428,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
             "curvature) and are much too narrow: on the 1-D yardstick (heat ansatz, lambda_pde "
             "100, fixed collocation points) their 95% intervals held "
             f"the truth in {_WALD_COVERAGE} of 100 replicates (studies/coverage_pinn.py "
-            "--methods wald). Use method='profile' or 'bootstrap'.", UserWarning, stacklevel=3)
+            "--methods wald). Use method='profile' or 'bootstrap'.", UserWarning, stacklevel=4)
 
         H = self._theta_hessian()
         cov = np.linalg.pinv(H)
@@ -564,12 +564,12 @@ class PINNEstimator(ReactionDiffusionEstimator):
                           "profile standard errors on one side: the interval is open there "
                           "(reported as the parameter's natural limit, 0 or +-inf, and flagged "
                           "in the 'open' coordinate); raise max_sd.",
-                          UserWarning, stacklevel=3)
+                          UserWarning, stacklevel=4)
         # the refits' own noise moves the deviance by ~0.1 (1-D yardstick): warn beyond that
         if np.any(dev_all[np.isfinite(dev_all)] < -0.05 * max(1.0, thr)):
             warnings.warn("The profile went below the fitted objective: the PINN fit had not "
                           "converged; intervals are approximate (raise n_lbfgs).", UserWarning,
-                          stacklevel=3)
+                          stacklevel=4)
         return self._interval_array(lower, upper, level, "profile")
 
     # ---------------------------------------------------------------- bias correction -------
@@ -677,7 +677,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
 
     def confidence_intervals(self, level: float = 0.95, method: str = "profile",
                              bias_corrected: bool = False, **kwargs):
-        """As :meth:`ReactionDiffusionEstimator.confidence_intervals`; ``bias_corrected=True``
+        """As :meth:`ReactionDiffusionEstimator.confidence_intervals` (the interval methods warn
+        with stacklevel 4: through this override to the caller); ``bias_corrected=True``
         (after :meth:`correct_bias`) shifts the interval by ``-bias_`` on the unconstrained
         scale (``attrs["method"]`` gets ``"+bias-corrected"``)."""
         if not bias_corrected:
