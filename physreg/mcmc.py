@@ -767,8 +767,8 @@ class MCMCEstimator(SolverEstimator):
         solve per draw, vmapped in chunks of ``chunk`` and with no gradient, after the
         chain: cheaper than delayed acceptance, which solves inside the chain. ``max_draws``
         thins the draws evenly first. Measured on the bundled 2-D case (24 x 40 cells, 2000
-        draws, idle 2-core machine): 1.5 ms per draw with ``chunk=128``, 2.4-2.6 ms with 8,
-        32 or 512 (time a second ``importance_correct(chunk=...)``: the first compiles).
+        draws, idle 2-core machine, two runs): 1.5-1.7 ms per draw with ``chunk=128``,
+        2.4-2.6 ms with 8, 32 or 512 (``benchmarks/bench_importance_chunk.py``).
 
         Sets ``importance_`` (an ``xarray.Dataset`` over ``sample``: the draws ``z``
         (unconstrained), ``log_weight``, normalised ``weight``; attrs ``ess`` = 1 / sum w^2,
