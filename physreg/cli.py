@@ -172,21 +172,22 @@ def fit(
                      fixed=fixed or None, random_state=seed, verbose=True, **extra)
     t0 = time.perf_counter()
     est.fit(ds, covariates=cov)
-    written = {"seconds": None, "file": str(path)}
-    params = None
     if bias_correction:
         est.correct_bias(n_sim=bias_correction)
-        params = est.params_corrected_
-        written["params"] = {str(n): float(params.sel(param=n)) for n in params.param.values}
-        written["params_uncorrected"] = {str(n): float(est.params_.sel(param=n))
-                                         for n in est.params_.param.values}
-        written["bias"] = {"scale": est.bias_.attrs["scale"], "n_sim": bias_correction,
-                           "values": {str(n): float(est.bias_.sel(param=n))
-                                      for n in est.bias_.param.values}}
-    ci = est.confidence_intervals(level=level, method=interval,
-                                  **({"bias_corrected": True} if bias_correction else {}))
+        ci = est.confidence_intervals(level=level, method=interval, bias_corrected=True)
+    else:
+        ci = est.confidence_intervals(level=level, method=interval)
     elapsed = time.perf_counter() - t0
-    written["seconds"] = elapsed
+    written = {"seconds": elapsed, "file": str(path)}
+    params = None
+    if bias_correction:
+        def as_dict(a):
+            return {str(n): float(a.sel(param=n)) for n in a.param.values}
+
+        params = est.params_corrected_
+        written.update(params=as_dict(params), params_uncorrected=as_dict(est.params_),
+                       bias={"scale": est.bias_.attrs["scale"], "n_sim": bias_correction,
+                             "values": as_dict(est.bias_)})
     typer.echo(_table(est, ci, params=params))
     typer.echo(f"\n{ci.attrs['method']} intervals at {level:.0%}; {elapsed:.1f} s")
     _write_outputs(est, ds, ci, out, written, True)

@@ -257,14 +257,19 @@ class ReactionDiffusionEstimator(BaseEstimator):
     # ---------------------------------------------------------------- results ---------------
     def _set_params(self, z):
         self.z_ = np.asarray(z)
+        self.params_ = self._params_at(z)
+
+    def _params_at(self, z, method=None) -> xr.DataArray:
+        """Every parameter (free ones from the unconstrained ``z``, fixed ones) in user units,
+        as ``params_`` is laid out; ``attrs["method"]``: ``method`` or the class name."""
         values = self.space_.unpack(jnp.asarray(z))
         names = self.model_.param_names() + self.likelihood_.nuisance_names()
-        self.params_ = xr.DataArray(
+        return xr.DataArray(
             np.array([float(values[n]) for n in names]), dims="param",
             coords={"param": list(names),
                     "units": ("param", [self.param_units_.get(n, "") for n in names]),
                     "fixed": ("param", [n not in self.space_.free for n in names])},
-            name="estimate", attrs={"method": type(self).__name__})
+            name="estimate", attrs={"method": method or type(self).__name__})
 
     def _interval_array(self, lower_z, upper_z, level, method) -> xr.DataArray:
         """Intervals in user units. An end that is infinite on the unconstrained scale (a

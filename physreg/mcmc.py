@@ -50,6 +50,7 @@ import xarray as xr
 from .estimators import SolverEstimator
 from .inference._diagnostics import check_convergence, summarize
 from .inference._mcmc import run_delayed_acceptance, run_mcmc
+from .inference._optimize import batch_map
 
 __all__ = ["MCMCEstimator"]
 
@@ -764,17 +765,18 @@ class MCMCEstimator(SolverEstimator):
         priors cancel), self-normalised: weighted averages of the draws estimate the solver
         posterior's (importance sampling with the metamodel posterior as the proposal;
         consistent for MCMC draws, Vihola, Helske & Franks 2020, Scand. J. Stat.). One solver
-        solve per draw, vmapped in chunks of ``chunk`` and with no gradient, after the
-        chain: cheaper than delayed acceptance, which solves inside the chain. ``max_draws``
-        thins the draws evenly first. Measured on the bundled 2-D case (24 x 40 cells, 2000
-        draws, idle 2-core machine, two runs): 1.5-1.7 ms per draw with ``chunk=128``,
-        2.4-2.6 ms with 8, 32 or 512 (``benchmarks/bench_importance_chunk.py``).
+        solve per draw, vmapped in chunks of ``chunk`` (:func:`physreg.inference._optimize.
+        batch_map`) and with no gradient, after the chain: cheaper than delayed acceptance,
+        which solves inside the chain. ``max_draws`` thins the draws evenly first. Run time
+        per draw on the bundled 2-D case (24 x 40 cells, 2000 draws, idle 2-core machine):
+        ``benchmarks/bench_importance_chunk.py``, results in
+        ``benchmarks/results/importance_chunk.json``.
 
         Sets ``importance_`` (an ``xarray.Dataset`` over ``sample``: the draws ``z``
         (unconstrained), ``log_weight``, normalised ``weight``; attrs ``ess`` = 1 / sum w^2,
         ``ess_fraction``, ``pareto_k`` (the generalised Pareto shape of the largest weights,
         Vehtari et al. 2024: below 0.7 the estimates are reliable; a warning above),
-        ``solver_s``), ``params_importance_`` (weighted posterior means, user units) and
+        ``solver_s``: the solves' run time, compilation excluded), ``params_importance_`` (weighted posterior means, user units) and
         ``confidence_intervals(method="importance")``. Returns self.
         """
         import warnings
@@ -795,17 +797,17 @@ class MCMCEstimator(SolverEstimator):
             idx = np.linspace(0, len(z) - 1, min(int(max_draws), len(z))).round().astype(int)
             z = z[idx]
         prob = self.problem_
-        ll_mm = jax.jit(jax.vmap(self._metamodel_loglik(self._mm)))
-        ll_solver = jax.jit(jax.vmap(lambda zz: jnp.sum(prob.loglik_terms(zz))))
-        t0 = _time.perf_counter()
+        ll_mm = self._metamodel_loglik(self._mm)
+
+        def log_ratio(zz):
+            return jnp.sum(prob.loglik_terms(zz)) - ll_mm(zz)
+
         n = len(z)
-        size = min(int(chunk), n)
-        lw = []
-        for s in range(0, n, size):
-            zz = z[np.minimum(np.arange(s, s + size), n - 1)]   # one shape: one compilation
-            zz = jnp.asarray(zz)
-            lw.append(np.asarray(ll_solver(zz) - ll_mm(zz))[: min(size, n - s)])
-        lw = np.concatenate(lw)
+        z_all = jnp.asarray(z)
+        # compiled before the clock starts: solver_s is the solves' run time
+        ratios = jax.jit(lambda zz: batch_map(log_ratio, zz, int(chunk))).lower(z_all).compile()
+        t0 = _time.perf_counter()
+        lw = np.asarray(ratios(z_all))
         solver_s = _time.perf_counter() - t0
         if not np.all(np.isfinite(lw)):
             raise RuntimeError(f"{int((~np.isfinite(lw)).sum())} draws have a non-finite solver "
@@ -821,10 +823,9 @@ class MCMCEstimator(SolverEstimator):
             attrs={"ess": ess, "ess_fraction": ess / n, "pareto_k": k, "solver_s": solver_s,
                    "n_draws": n})
         mean_user = np.sum(w[:, None] * np.asarray(self.space_.to_user(jnp.asarray(z))), 0)
-        values = self.space_.unpack(self.space_.to_unconstrained(jnp.asarray(mean_user)))
-        self.params_importance_ = self.params_.copy(
-            data=np.array([float(values[n_]) for n_ in self.params_["param"].values]))
-        self.params_importance_.attrs["method"] = "MCMCEstimator, importance-corrected mean"
+        self.params_importance_ = self._params_at(
+            self.space_.to_unconstrained(jnp.asarray(mean_user)),
+            "MCMCEstimator, importance-corrected mean")
         if k > 0.7:
             warnings.warn(f"Importance weights with a heavy tail (Pareto k = {k:.2f} > 0.7, "
                           f"ESS {ess:.0f} of {n}): the metamodel posterior is too far from "

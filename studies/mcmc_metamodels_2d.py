@@ -68,15 +68,16 @@ MM = OUT / "metamodels"
 NAMES = ["D", "r", "r_elevation"]
 FIXED = {"gamma": 1.0, "ic_x": 4.0, "ic_y": 6.0, "ic_width": 0.5, "ic_mass": 5.0}
 BOUNDS = {"D": (0.5, 2.0), "r": (0.5, 1.5), "r_elevation": (-0.6, 0.0)}
+# the model every run (and metamodel_quality_2d.focus_box) fits: the metamodels' setup
+MODEL = dict(likelihood=Poisson(kappa=10.0), growth_covariates=("elevation",),
+             initial="gaussian", t0=0.0, fixed=FIXED, bounds=BOUNDS, grid=(24, 40))
 
 
 def run(name, forward, sampler, metamodel, obs, cov, args):
     # random-walk chains (and delayed acceptance) get twice the draws, as in 1-D
     n_samp = args.samples * (2 if sampler == "rwmh" else 1)
     est = physreg.MCMCEstimator(forward=forward, sampler=sampler, metamodel=metamodel,
-                                likelihood=Poisson(kappa=10.0), growth_covariates=("elevation",),
-                                initial="gaussian", t0=0.0, fixed=FIXED, bounds=BOUNDS,
-                                grid=(24, 40), num_chains=args.chains, num_warmup=args.warmup,
+                                **MODEL, num_chains=args.chains, num_warmup=args.warmup,
                                 num_samples=n_samp, random_state=0)
     out, draws = fit_and_record(est, NAMES, obs, cov)
     out.update(forward=forward, sampler=sampler, num_chains=args.chains,

@@ -59,7 +59,6 @@ import numpy as np
 from metamodel_quality import time_forward_and_gradient  # same folder (run as a script)
 
 import physreg
-from physreg.likelihoods import Poisson
 from physreg.metamodels import (
     FKPPSetup2D,
     HyperPINN,
@@ -98,12 +97,9 @@ def focus_box(obs, cov, setup, k=4.0):
     """Solver MLE +- ``k`` Wald standard errors (unconstrained scale: log D), within the
     training box: where the posterior of these data lives, found with one maximum-likelihood
     fit (seconds), no MCMC. Same model as ``studies/mcmc_metamodels_2d.py``."""
-    from mcmc_metamodels_2d import BOUNDS, FIXED, NAMES
+    from mcmc_metamodels_2d import MODEL, NAMES
 
-    est = physreg.SolverEstimator(likelihood=Poisson(kappa=10.0),
-                                  growth_covariates=("elevation",), initial="gaussian",
-                                  t0=0.0, fixed=FIXED, bounds=BOUNDS, grid=(24, 40),
-                                  random_state=0).fit(obs, cov)
+    est = physreg.SolverEstimator(**MODEL, random_state=0).fit(obs, cov)
     est.confidence_intervals(method="wald")
     space = est.space_
     if list(space.free) != list(setup.names) or list(space.free) != NAMES:

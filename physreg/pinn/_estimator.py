@@ -665,14 +665,10 @@ class PINNEstimator(ReactionDiffusionEstimator):
             attrs={"scale": "unconstrained (log for positive parameters)",
                    "n_sim": int(n_sim), "n_failed": failed,
                    "sd": np.nanstd(zs, axis=0, ddof=1).tolist() if n_sim > 1 else []})
-        self.bias_refits_ = xr.DataArray(
-            np.asarray(self.space_.to_user(jnp.asarray(np.nan_to_num(zs)))) *
-            np.where(np.isnan(zs), np.nan, 1.0), dims=("replicate", "param"),
+        self.bias_refits_ = xr.DataArray(        # a diverged refit's NaN stays NaN
+            np.asarray(self.space_.to_user(jnp.asarray(zs))), dims=("replicate", "param"),
             coords={"param": names}, name="bias_refit_estimates")
-        values = self.space_.unpack(jnp.asarray(z_hat - b))
-        self.params_corrected_ = self.params_.copy(
-            data=np.array([float(values[n]) for n in self.params_["param"].values]))
-        self.params_corrected_.attrs["method"] = "PINNEstimator, bias-corrected"
+        self.params_corrected_ = self._params_at(z_hat - b, "PINNEstimator, bias-corrected")
         return self
 
     def confidence_intervals(self, level: float = 0.95, method: str = "profile",
