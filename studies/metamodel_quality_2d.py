@@ -27,6 +27,7 @@ Variants (each trained here, from scratch; ``--only a,b`` runs some):
   the focus box, the solver MLE +- 4 Wald s.e. of the bundled data (one fit, no MCMC), and half
   over the whole box (the sampling lever: the training box, hence the domain check, is
   unchanged);
+- ``full_log_focus90``: the same with 90 % of the training theta in the focus box;
 - ``full_log``, ``lora_log``: positive output ``u = H exp(10 t' N)`` and the squared error
   of ``sqrt(u)`` as the loss (the normalisation lever: the scale on which a Poisson
   likelihood weighs errors). The linear-output metamodels reach a small L2 error but go
@@ -90,6 +91,8 @@ def variants(steps):
         "lora_log": {**base, "kind": "lora", "arch": {"output": "log"}, "loss_scale": "sqrt"},
         "full_log_focus": {**base, "steps": 3 * steps, "arch": {"output": "log"},
                            "loss_scale": "sqrt", "focus": 0.5},
+        "full_log_focus90": {**base, "steps": 3 * steps, "arch": {"output": "log"},
+                             "loss_scale": "sqrt", "focus": 0.9},
     }
 
 
