@@ -68,6 +68,7 @@ OUT = Path(__file__).parent / "results"
 CSV = OUT / "pinn_bias_correction.csv"
 CSV_EST = OUT / "pinn_bias_correction_estimator.csv"
 PROFILE_CSV = OUT / "coverage_pinn_heat_profile_lam300_resample.csv"
+BOOTSTRAP_CSV = OUT / "coverage_pinn_heat_bootstrap_lam300_resample.csv"
 PARAMS = ("D", "r")
 
 
@@ -164,22 +165,51 @@ def compare_estimator():
     return out
 
 
+def _interval_rows(path):
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        return {int(r["seed"]): r for r in csv.DictReader(f)}
+
+
+def _corrected_coverage(out, rows, other, methods):
+    """Coverage of each interval method of ``other`` (rows of a coverage_pinn CSV, by seed)
+    before and after the shift by this study's bias of the same seed; the corrected bounds
+    are written into ``rows`` (for the plot)."""
+    for p in PARAMS:
+        true = np.array([float(r[f"{p}_true"]) for r in rows])
+        b = np.array([float(r[f"{p}_log_bias"]) for r in rows])
+        for m in methods:
+            lo = np.array([float(other[int(r["seed"])][f"{p}_{m}_lo"]) for r in rows])
+            hi = np.array([float(other[int(r["seed"])][f"{p}_{m}_hi"]) for r in rows])
+            for name, (a, z) in ((m, (lo, hi)),
+                                 (f"{m}_corrected", (lo * np.exp(-b), hi * np.exp(-b)))):
+                c = float(np.mean((a <= true) & (true <= z)))
+                out[f"{p}_{name}_coverage"] = c
+                out[f"{p}_{name}_mcse"] = float(np.sqrt(c * (1 - c) / len(rows)))
+                out[f"{p}_{name}_truth_above"] = int((z < true).sum())
+                out[f"{p}_{name}_truth_below"] = int((a > true).sum())
+                out[f"{p}_{name}_median_rel_width"] = float(np.median((z - a) / true))
+            for r, lo_, hi_, b_ in zip(rows, lo, hi, b, strict=True):
+                r[f"{p}_{m}_lo"], r[f"{p}_{m}_hi"] = lo_, hi_
+                r[f"{p}_{m}_corrected_lo"] = lo_ * np.exp(-b_)
+                r[f"{p}_{m}_corrected_hi"] = hi_ * np.exp(-b_)
+                r[f"{p}_{m}_corrected_hat"] = float(r[f"{p}_hat"]) * np.exp(-b_)
+        # the same fit twice: how far the refit here is from the interval run's estimate
+        d = np.array([float(r[f"{p}_hat"]) / float(other[int(r["seed"])][f"{p}_hat"]) - 1
+                      for r in rows])
+        out[f"{p}_refit_vs_{methods[0]}_run_rel_diff_rms"] = float(np.sqrt(np.mean(d ** 2)))
+
+
 def summarize():
     if not CSV.exists():
         return {"n_replicates": 0}
     with open(CSV) as f:
         rows = list(csv.DictReader(f))
-    prof = {}
-    if PROFILE_CSV.exists():
-        with open(PROFILE_CSV) as f:
-            prof = {int(r["seed"]): r for r in csv.DictReader(f)}
     out = {"n_replicates": len(rows), "seeds": [int(r["seed"]) for r in rows],
            "n_sim": sorted({int(r["n_sim"]) for r in rows}),
            "median_seconds_per_replicate": float(np.median([float(r["seconds"])
                                                             for r in rows]))}
-    with_prof = [r for r in rows if int(r["seed"]) in prof]
-    out["n_with_profile"] = len(with_prof)
-    n = len(with_prof)
     for p in PARAMS:
         true = np.array([float(r[f"{p}_true"]) for r in rows])
         hat = np.array([float(r[f"{p}_hat"]) for r in rows])
@@ -192,32 +222,27 @@ def summarize():
             out[f"{p}_{name}_rel_rmse"] = float(np.sqrt(np.mean(e ** 2)))
         out[f"{p}_log_bias_mean"] = float(b.mean())
         out[f"{p}_log_bias_sd"] = float(b.std(ddof=1))
-        if not n:
-            continue
-        true = np.array([float(r[f"{p}_true"]) for r in with_prof])
-        b = np.array([float(r[f"{p}_log_bias"]) for r in with_prof])
-        lo = np.array([float(prof[int(r["seed"])][f"{p}_profile_lo"]) for r in with_prof])
-        hi = np.array([float(prof[int(r["seed"])][f"{p}_profile_hi"]) for r in with_prof])
-        for name, (a, z) in (("profile", (lo, hi)),
-                             ("profile_corrected", (lo * np.exp(-b), hi * np.exp(-b)))):
-            c = float(np.mean((a <= true) & (true <= z)))
-            out[f"{p}_{name}_coverage"] = c
-            out[f"{p}_{name}_mcse"] = float(np.sqrt(c * (1 - c) / n))
-            out[f"{p}_{name}_truth_above"] = int((z < true).sum())
-            out[f"{p}_{name}_truth_below"] = int((a > true).sum())
-        for r, lo_, hi_, b_ in zip(with_prof, lo, hi, b, strict=True):
-            r[f"{p}_profile_lo"], r[f"{p}_profile_hi"] = lo_, hi_
-            r[f"{p}_profile_corrected_lo"] = lo_ * np.exp(-b_)
-            r[f"{p}_profile_corrected_hi"] = hi_ * np.exp(-b_)
-            r[f"{p}_profile_corrected_hat"] = float(r[f"{p}_hat"]) * np.exp(-b_)
-        # the same fit twice: how far the refit here is from the profile run's estimate
-        d = np.array([float(r[f"{p}_hat"]) / float(prof[int(r["seed"])][f"{p}_hat"]) - 1
-                      for r in with_prof])
-        out[f"{p}_refit_vs_profile_run_rel_diff_rms"] = float(np.sqrt(np.mean(d ** 2)))
+    # the interval runs of coverage_pinn.py on the same seeds (same data, same fit): their
+    # intervals shifted by this study's bias of each seed
+    prof = _interval_rows(PROFILE_CSV)
+    with_prof = [r for r in rows if int(r["seed"]) in prof]
+    out["n_with_profile"] = len(with_prof)
+    if with_prof:
+        _corrected_coverage(out, with_prof, prof, ("profile",))
+    boot = _interval_rows(BOOTSTRAP_CSV)
+    with_boot = [dict(r) for r in rows if int(r["seed"]) in boot]
+    out["n_with_bootstrap"] = len(with_boot)
+    out["seeds_with_bootstrap"] = [int(r["seed"]) for r in with_boot]
+    if with_boot:
+        _corrected_coverage(out, with_boot, boot, ("bootstrap", "bootstrap_basic"))
     (OUT / "pinn_bias_correction_summary.json").write_text(json.dumps(out, indent=1))
-    if n:
+    if with_prof:
         plot_intervals(with_prof, ["profile", "profile_corrected"],
                        OUT / "pinn_bias_correction.png")
+    if with_boot:
+        plot_intervals(with_boot, ["bootstrap", "bootstrap_corrected", "bootstrap_basic",
+                                   "bootstrap_basic_corrected"],
+                       OUT / "pinn_bias_correction_bootstrap.png")
     return out
 
 
