@@ -25,7 +25,9 @@ the three parameters):
   ``--only`` and the reference are made).
 - ``hyperpinn_focus_nuts``: NUTS through ``2d_full_log_focus`` (half its training theta near
   the solver MLE, see metamodel_quality_2d.py); ``hyperpinn_focus90_nuts``: through
-  ``2d_full_log_focus90`` (90 % of them there).
+  ``2d_full_log_focus90`` (90 % of them there; its training diverged midway and recovered
+  only partly), ``hyperpinn_focus90c_nuts``: ``2d_full_log_focus90_clip`` (the same, with
+  the gradient clipped).
 - ``--importance``: each metamodel chain's draws reweighted to the solver posterior after
   the run (``MCMCEstimator.importance_correct``: one solver solve per draw, no gradient),
   reported as ``<name>+is``; its ESS is the chain's times the weights' efficiency, its time
@@ -114,7 +116,8 @@ def main():
             ("hyperpinn_long_nuts", "hyperpinn", "nuts", MM / "2d_full_log_long"),
             ("hyperpinn_long+solver", "hyperpinn+solver", "rwmh", MM / "2d_full_log_long"),
             ("hyperpinn_focus_nuts", "hyperpinn", "nuts", MM / "2d_full_log_focus"),
-            ("hyperpinn_focus90_nuts", "hyperpinn", "nuts", MM / "2d_full_log_focus90")]
+            ("hyperpinn_focus90_nuts", "hyperpinn", "nuts", MM / "2d_full_log_focus90"),
+            ("hyperpinn_focus90c_nuts", "hyperpinn", "nuts", MM / "2d_full_log_focus90_clip")]
     only = [s for s in args.only.split(",") if s]
     results, draws = {"settings": vars(args), "runs": {}}, {}
     for name, fwd, sampler, mm in plan:

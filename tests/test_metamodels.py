@@ -4,6 +4,8 @@
 import pickle
 import warnings
 
+import equinox as eqx
+import jax
 import numpy as np
 import pytest
 
@@ -56,6 +58,38 @@ def test_training_reduces_error(trained):
     e1 = relative_errors(trained["full"], th, u, t, x)
     assert np.median(e1) < 0.5 * np.median(e0)
     assert np.median(e1) < 0.2
+
+
+def test_gradient_clipping_and_its_record():
+    """``grad_clip`` above every gradient norm changes nothing; below the median norm it
+    changes the trained weights; the record keeps the unclipped norms per chunk."""
+    t, x = default_grid(SETUP, n_t=6, n_x=16)
+    th = sample_box(SETUP, 16, seed=0)
+    u = solver_snapshots(SETUP, th, t, x=x, n_cells=32)
+
+    def train(clip):
+        return train_metamodel(HyperPINN.build(SETUP, kind="full", key=0, **TINY),
+                               theta_train=th, u_train=u, t_grid=t, x_grid=x, steps=100,
+                               steps_per_call=50, batch_theta=4, batch_points=64,
+                               grad_clip=clip)
+
+    m0, r0 = train(None)
+    assert len(r0["grad_norm_max"]) == len(r0["grad_norm_median"]) == len(r0["loss"]) == 2
+    assert all(0 < a <= b for a, b in zip(r0["grad_norm_median"], r0["grad_norm_max"],
+                                          strict=True))
+
+    def weights(m):
+        return np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(
+            eqx.filter(m, eqx.is_inexact_array))])
+
+    w0 = weights(m0)
+    m_big, r_big = train(10 * max(r0["grad_norm_max"]))
+    np.testing.assert_allclose(weights(m_big), w0, rtol=1e-5, atol=1e-7)
+    assert r_big["grad_norm_max"] == pytest.approx(r0["grad_norm_max"], rel=1e-4)
+    m_small, _ = train(0.1 * min(r0["grad_norm_median"]))
+    assert np.max(np.abs(weights(m_small) - w0)) > 1e-3
+    with pytest.raises(ValueError, match="grad_clip"):
+        train(0.0)
 
 
 def test_domain_check(trained):
