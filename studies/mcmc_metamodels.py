@@ -234,7 +234,8 @@ def importance_record(est, rec, names) -> tuple[dict, dict]:
            "sd": {n: float(np.sqrt(np.sum(w * (draws[n] - mean[n]) ** 2))) for n in names},
            "ci95": {n: [weighted_quantile(draws[n], w, q) for q in (0.025, 0.975)]
                     for n in names},
-           "importance": {k: float(v) for k, v in imp.attrs.items()}}
+           "importance": {k: v if isinstance(v, str) else float(v)
+                          for k, v in imp.attrs.items()}}
     out.pop("ess_per_cpu_s_sampling", None)
     return out, {**draws, "_weights": w}
 
