@@ -100,6 +100,11 @@ The correction moves D and r_elevation across the truth: it overshoots, because 
 measured at the fit is stronger than at the truth, and its Monte Carlo noise is large (sd of
 the refits' log D 0.44: s.e. 0.15 with 8). Not met: coefficients within 10% (D +18%,
 r_elevation +11% with K = 8).
+
+**A larger network** (``--opt width=64 --opt modes=16``, defaults otherwise; rows
+``fwd-truth-mean-w64-m16`` and ``heat-mean-w64-m16``, about 2 and 4 minutes) does worse in
+the same training budget: held at the truth it is 4-10% (L2) from the finite-volume solution
+(residual at fresh points 0.83), and the joint fit gives D 0.29, r_elevation -0.009.
 """
 
 import argparse
