@@ -778,8 +778,10 @@ class MCMCEstimator(SolverEstimator):
         exact log weights there. Over a posterior the discrepancy between two good forward
         models is smooth; on the bundled 2-D case (``studies/mcmc_metamodels_2d.py``,
         ``--surrogate quadratic``) a quadratic fit to 32 solves (0.09 s) gave the weighted
-        means of 6000 exact weights (12 s of solves) within 0.002 posterior sd. Its leave-one-out residual (``fit_rms_loo``, nats) tells whether
-        the polynomial holds; above 0.2 it warns (use exact weights).
+        means of 6000 exact weights (12 s of solves) within 0.002 posterior sd. Its
+        leave-one-out residual (``fit_rms_loo``, nats) tells whether the polynomial holds;
+        above 0.2 it warns (use exact weights). Draws beyond the design's range get the
+        polynomial's extrapolation: ``pareto_k`` flags weights that grow there.
 
         Sets ``importance_`` (an ``xarray.Dataset`` over ``sample``: the draws ``z``
         (unconstrained), ``log_weight``, normalised ``weight``; attrs ``ess`` = 1 / sum w^2,
