@@ -63,13 +63,18 @@ def _table(est, ci, truth=None, params=None) -> str:
     return "\n".join(rows)
 
 
+def _as_dict(a) -> dict:
+    """A DataArray over ``param`` as ``{name: float}``."""
+    return {str(n): float(a.sel(param=n)) for n in a.param.values}
+
+
 def _write_outputs(est, obs, ci, out: Path, extra: dict, verbose: bool):
     from physreg import plotting
 
     out.mkdir(parents=True, exist_ok=True)
     res = {
         "estimator": type(est).__name__,
-        "params": {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values},
+        "params": _as_dict(est.params_),
         "units": dict(est.param_units_),
         "interval": {str(n): [float(v) for v in ci.sel(param=n).values]
                      for n in ci.param.values},
@@ -181,13 +186,10 @@ def fit(
     written = {"seconds": elapsed, "file": str(path)}
     params = None
     if bias_correction:
-        def as_dict(a):
-            return {str(n): float(a.sel(param=n)) for n in a.param.values}
-
         params = est.params_corrected_
-        written.update(params=as_dict(params), params_uncorrected=as_dict(est.params_),
+        written.update(params=_as_dict(params), params_uncorrected=_as_dict(est.params_),
                        bias={"scale": est.bias_.attrs["scale"], "n_sim": bias_correction,
-                             "values": as_dict(est.bias_)})
+                             "values": _as_dict(est.bias_)})
     typer.echo(_table(est, ci, params=params))
     typer.echo(f"\n{ci.attrs['method']} intervals at {level:.0%}; {elapsed:.1f} s")
     _write_outputs(est, ds, ci, out, written, True)

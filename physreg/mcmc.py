@@ -879,7 +879,7 @@ class MCMCEstimator(SolverEstimator):
         """
         t, x, y, shape, dims, coords = self._points_of(X)
         z = self._flat_draws()
-        idx = np.linspace(0, len(z) - 1, min(n_draws, len(z))).round().astype(int)
+        idx = _even_index(len(z), n_draws)
         us = []
         z_saved = self.z_
         try:
@@ -898,13 +898,18 @@ class MCMCEstimator(SolverEstimator):
         return xr.merge([mean, qa])
 
 
+def _even_index(n, m):
+    """``min(m, n)`` indices spread evenly over ``range(n)``."""
+    return np.linspace(0, n - 1, min(int(m), n)).round().astype(int)
+
+
 def _thin(z, m, name):
     """``m`` rows of ``z`` spread evenly (all of them for ``m=None``)."""
     if m is None:
         return z
     if not isinstance(m, int | np.integer) or m < 2:
         raise ValueError(f"{name} must be an integer >= 2, got {m!r}.")
-    return z[np.linspace(0, len(z) - 1, min(int(m), len(z))).round().astype(int)]
+    return z[_even_index(len(z), m)]
 
 
 def _poly_features(u, degree):

@@ -199,9 +199,10 @@ def main():
     th0 = np.array([1.0, 1.0, -0.3])
     solver_speed = solver_speed_at_obs(setup, obs, th0)
     # where the posterior of the bundled data lives: held-out theta in the focus box
-    lo_f, hi_f, _ = focus_box(obs, cov, setup)
-    th_focus = sample_box(dataclasses.replace(setup, lower=tuple(lo_f), upper=tuple(hi_f)),
-                          N_TEST, seed=54321, scheme="uniform")
+    # (one solver fit, shared with the focused training sets below)
+    lo_f, hi_f, mle_f = focus_box(obs, cov, setup)
+    focus_setup = dataclasses.replace(setup, lower=tuple(lo_f), upper=tuple(hi_f))
+    th_focus = sample_box(focus_setup, N_TEST, seed=54321, scheme="uniform")
     u_focus = solver_snapshots(setup, th_focus, t)
 
     def focus_errors(model):
@@ -230,11 +231,9 @@ def main():
             n_focus = int(round(focus * n_train))
             th = sample_box(setup, n_train - n_focus, seed=0)
             if n_focus:
-                lo_f, hi_f, mle = focus_box(obs, cov, setup)
                 focus_rec = {"fraction": focus, "lower": lo_f.tolist(), "upper": hi_f.tolist(),
-                             "solver_mle": mle, "rule": "solver MLE +- 4 Wald s.e."}
-                sub = dataclasses.replace(setup, lower=tuple(lo_f), upper=tuple(hi_f))
-                th = np.concatenate([th, sample_box(sub, n_focus, seed=1)])
+                             "solver_mle": mle_f, "rule": "solver MLE +- 4 Wald s.e."}
+                th = np.concatenate([th, sample_box(focus_setup, n_focus, seed=1)])
             data[(n_train, focus)] = (th, solver_snapshots(setup, th, t),
                                       time.perf_counter() - tt)
         th_tr, u_tr, data_s = data[(n_train, focus)]

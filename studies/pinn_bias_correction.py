@@ -66,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 from coverage_pinn import plot_intervals
+from coverage_solver import coverage_summary
 from pinn_vs_solver import append_csv, params_dict, pending_seeds, pinn_initial
 
 import physreg
@@ -178,33 +179,32 @@ def _interval_rows(path):
         return {int(r["seed"]): r for r in csv.DictReader(f)}
 
 
+_KEPT = ("coverage", "mcse", "truth_above", "truth_below", "median_rel_width")
+
+
 def _corrected_coverage(out, rows, other, methods):
     """Coverage of each interval method of ``other`` (rows of a coverage_pinn CSV, by seed)
-    before and after the shift by this study's bias of the same seed; the corrected bounds
-    are written into ``rows`` (for the plot)."""
+    before and after the shift by this study's bias of the same seed (``coverage_summary``
+    of coverage_solver.py on both); the bounds are written into ``rows`` (also for the
+    plot)."""
     for p in PARAMS:
-        true = np.array([float(r[f"{p}_true"]) for r in rows])
-        b = np.array([float(r[f"{p}_log_bias"]) for r in rows])
-        for m in methods:
-            lo = np.array([float(other[int(r["seed"])][f"{p}_{m}_lo"]) for r in rows])
-            hi = np.array([float(other[int(r["seed"])][f"{p}_{m}_hi"]) for r in rows])
-            for name, (a, z) in ((m, (lo, hi)),
-                                 (f"{m}_corrected", (lo * np.exp(-b), hi * np.exp(-b)))):
-                c = float(np.mean((a <= true) & (true <= z)))
-                out[f"{p}_{name}_coverage"] = c
-                out[f"{p}_{name}_mcse"] = float(np.sqrt(c * (1 - c) / len(rows)))
-                out[f"{p}_{name}_truth_above"] = int((z < true).sum())
-                out[f"{p}_{name}_truth_below"] = int((a > true).sum())
-                out[f"{p}_{name}_median_rel_width"] = float(np.median((z - a) / true))
-            for r, lo_, hi_, b_ in zip(rows, lo, hi, b, strict=True):
-                r[f"{p}_{m}_lo"], r[f"{p}_{m}_hi"] = lo_, hi_
-                r[f"{p}_{m}_corrected_lo"] = lo_ * np.exp(-b_)
-                r[f"{p}_{m}_corrected_hi"] = hi_ * np.exp(-b_)
-                r[f"{p}_{m}_corrected_hat"] = float(r[f"{p}_hat"]) * np.exp(-b_)
+        for r in rows:
+            other_r = other[int(r["seed"])]
+            b = float(r[f"{p}_log_bias"])
+            for m in methods:
+                lo, hi = float(other_r[f"{p}_{m}_lo"]), float(other_r[f"{p}_{m}_hi"])
+                r[f"{p}_{m}_lo"], r[f"{p}_{m}_hi"] = lo, hi
+                r[f"{p}_{m}_corrected_lo"] = lo * np.exp(-b)
+                r[f"{p}_{m}_corrected_hi"] = hi * np.exp(-b)
+                r[f"{p}_{m}_corrected_hat"] = float(r[f"{p}_hat"]) * np.exp(-b)
         # the same fit twice: how far the refit here is from the interval run's estimate
         d = np.array([float(r[f"{p}_hat"]) / float(other[int(r["seed"])][f"{p}_hat"]) - 1
                       for r in rows])
         out[f"{p}_refit_vs_{methods[0]}_run_rel_diff_rms"] = float(np.sqrt(np.mean(d ** 2)))
+    names = [n for m in methods for n in (m, f"{m}_corrected")]
+    cov = coverage_summary(rows, PARAMS, names)
+    out.update({f"{p}_{n}_{k}": cov[f"{p}_{n}_{k}"] for p in PARAMS for n in names
+                for k in _KEPT})
 
 
 def summarize():

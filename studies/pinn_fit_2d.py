@@ -109,10 +109,13 @@ the same training budget: held at the truth it is 4-10% (L2) from the finite-vol
 
 import argparse
 import json
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 from pinn_fit_1d import append_row, parse_options, timed_fit  # same folder (run as a script)
+from pinn_vs_solver import as_dict
 
 import physreg
 from physreg.likelihoods import Poisson
@@ -151,7 +154,7 @@ def solver_profile(d_values, obs, cov, kappa):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(obs, cov)
-        p = {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+        p = as_dict(est.params_)
         rows.append({"D_fixed": D, "nll": est.nll_, "params": p})
     best = rows[0]["nll"]
     for r in rows:
@@ -218,19 +221,14 @@ def main():
            "rel_to_solver": {k: p[k] / ref[k] - 1 for k in COEFS if k in p and k in ref},
            **record}
     if a.bias_correction:
-        import time
-        import warnings
-
         tt = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.correct_bias(n_sim=a.bias_correction)
-        pc = {str(n): float(est.params_corrected_.sel(param=n))
-              for n in est.params_corrected_.param.values}
+        pc = as_dict(est.params_corrected_)
         row["bias_correction"] = {
             "n_sim": a.bias_correction, "seconds": time.perf_counter() - tt,
-            "bias_unconstrained": {str(n): float(est.bias_.sel(param=n))
-                                   for n in est.bias_.param.values},
+            "bias_unconstrained": as_dict(est.bias_),
             "refits": {str(n): est.bias_refits_.sel(param=n).values.tolist()
                        for n in est.bias_refits_.param.values},
             "params": pc,

@@ -123,9 +123,14 @@ def solver_estimator(ds, seed) -> "physreg.SolverEstimator":
                                    n_starts=2, tol=1e-7, random_state=seed)
 
 
+def as_dict(a) -> dict:
+    """A DataArray over ``param`` (``params_``, ``bias_``, ...) as ``{name: float}``."""
+    return {str(n): float(a.sel(param=n)) for n in a.param.values}
+
+
 def params_dict(est) -> dict:
     """``est.params_`` as ``{name: float}``."""
-    return {str(n): float(est.params_.sel(param=n)) for n in est.params_.param.values}
+    return as_dict(est.params_)
 
 
 def config_name(a) -> str:
