@@ -69,10 +69,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import linregress
 from coverage_pinn import plot_intervals
 from coverage_solver import coverage_summary
 from pinn_vs_solver import append_csv, params_dict, pending_seeds, pinn_initial
+from scipy.stats import linregress
 
 import physreg
 
