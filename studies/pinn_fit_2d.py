@@ -105,6 +105,14 @@ r_elevation +11% with K = 8).
 ``fwd-truth-mean-w64-m16`` and ``heat-mean-w64-m16``, about 2 and 4 minutes) does worse in
 the same training budget: held at the truth it is 4-10% (L2) from the finite-volume solution
 (residual at fresh points 0.83), and the joint fit gives D 0.29, r_elevation -0.009.
+
+**Longer training** does not bring the network closer to the solution at the truth either:
+``--forward-check --opt n_adam=8000 --opt n_lbfgs=8000`` (four times the schedule, estimator
+defaults otherwise; row ``fwd-truth-mean-long8k``, 328 s under load 5) leaves it 1.2-2.3% (L2)
+from the finite-volume solution with a residual of 0.106 at fresh points (the 2000 + 3000
+schedule at lambda_pde 1000 and 2048 points: 0.7-1.9%, 0.093). The joint fit with that
+schedule was stopped unfinished: the trade it would make is the one above, and the
+forward problem at the truth did not improve.
 """
 
 import argparse
