@@ -90,3 +90,77 @@ def test_correct_bias_refits_and_shifts(fitted):
     b0 = est.bias_.values.copy()
     est.correct_bias(n_sim=2, random_state=3)
     np.testing.assert_allclose(est.bias_.values, b0, rtol=1e-8, atol=1e-10)
+
+
+def test_widen_for_noise():
+    """Each end moves out so that a normal interval's sd becomes sqrt(sd0^2 + sd^2)."""
+    from scipy.stats import norm
+
+    from physreg.inference import widen_for_noise
+
+    q = norm.ppf(0.975)
+    lo, hi = widen_for_noise([-q * 0.3], [q * 0.3], [0.4])
+    np.testing.assert_allclose([lo[0], hi[0]], [-q * 0.5, q * 0.5], rtol=1e-12)
+    # no noise: unchanged; an asymmetric interval keeps its asymmetry (both ends move alike)
+    np.testing.assert_allclose(widen_for_noise([1.0], [3.0], [0.0]), [[1.0], [3.0]])
+    lo, hi = widen_for_noise(np.array([0.0, 0.0]), np.array([1.0, 4.0]), np.array([0.1, 0.1]),
+                             level=0.9)
+    h = np.array([0.5, 2.0])
+    d = np.sqrt(h ** 2 + (norm.ppf(0.95) * 0.1) ** 2) - h
+    np.testing.assert_allclose(lo, -d, rtol=1e-12)
+    np.testing.assert_allclose(hi, [1.0, 4.0] + d, rtol=1e-12)
+    assert d[0] > d[1] > 0          # the same noise widens a narrow interval more
+    # an open end stays open; the closed one moves by q sd
+    lo, hi = widen_for_noise([-np.inf], [1.0], [0.2])
+    assert lo[0] == -np.inf and hi[0] == pytest.approx(1.0 + q * 0.2)
+    with pytest.raises(ValueError, match="sd"):
+        widen_for_noise([0.0], [1.0], [-0.1])
+    with pytest.raises(ValueError, match="level"):
+        widen_for_noise([0.0], [1.0], [0.1], level=1.5)
+
+
+def test_optimisation_noise_refits_the_same_data_and_widens(fitted):
+    est = fitted
+    with pytest.raises(ValueError, match="optimisation_noise"):
+        est.confidence_intervals(method="wald", opt_noise=True)
+    with pytest.raises(ValueError, match="n_starts"):
+        est.optimisation_noise(n_starts=0)
+    est.optimisation_noise(n_starts=2, random_state=7)
+    names = list(est.space_.free)
+    fits = est.opt_noise_fits_
+    assert fits.shape == (3, len(names)) and np.isfinite(fits.values).all()
+    assert est.opt_noise_.attrs["dof"] == 2 and est.opt_noise_.attrs["n_starts"] == 2
+    # start 0 is the fit; the cold starts are other fits of the same data, not copies
+    np.testing.assert_allclose(fits.values[0], est.params_.sel(param=names).values, rtol=1e-10)
+    assert not np.allclose(fits.values[1], fits.values[0])
+    assert not np.allclose(fits.values[1], fits.values[2])
+    # sd on the unconstrained scale: log for D, natural for r
+    sd_D = np.std(np.log(fits.sel(param="D").values), ddof=1)
+    assert float(est.opt_noise_.sel(param="D")) == pytest.approx(sd_D, rel=1e-10)
+    sd_r = np.std(fits.sel(param="r").values, ddof=1)
+    assert float(est.opt_noise_.sel(param="r")) == pytest.approx(sd_r, rel=1e-10)
+    assert sd_D > 0 and sd_r > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ci = est.confidence_intervals(method="wald")
+        cw = est.confidence_intervals(method="wald", opt_noise=True)
+    assert cw.attrs["method"] == "wald+opt-noise"
+    # the Wald interval is symmetric on the log scale: its half-width h becomes
+    # sqrt(h^2 + (q sd)^2) around the same centre
+    from scipy.stats import norm
+
+    q = norm.ppf(0.975)
+    lo, hi = np.log(ci.sel(param="D").values)
+    lo2, hi2 = np.log(cw.sel(param="D").values)
+    assert (lo2 + hi2) / 2 == pytest.approx((lo + hi) / 2, abs=1e-10)
+    assert (hi2 - lo2) / 2 == pytest.approx(np.hypot((hi - lo) / 2, q * sd_D), rel=1e-10)
+    # both: shifted by the bias, then widened (the bias test above has usually set bias_)
+    if not hasattr(est, "bias_"):
+        est.correct_bias(n_sim=2, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cb = est.confidence_intervals(method="wald", bias_corrected=True, opt_noise=True)
+    assert cb.attrs["method"] == "wald+bias-corrected+opt-noise"
+    b = float(est.bias_.sel(param="D"))
+    np.testing.assert_allclose(np.log(cb.sel(param="D").values), [lo2 - b, hi2 - b],
+                               rtol=1e-10)

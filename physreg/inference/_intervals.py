@@ -248,6 +248,23 @@ def bootstrap_intervals(z_boot, z_hat, level: float = 0.95, kind: str = "percent
     raise ValueError(f"kind must be 'percentile' or 'basic', got {kind!r}.")
 
 
+def widen_for_noise(lo, hi, sd, level: float = 0.95):
+    """Widen intervals (unconstrained scale) for independent noise of standard deviation
+    ``sd`` added to the estimator: each end moves out by ``sqrt(h^2 + (q sd)^2) - h``, ``h``
+    the half-width and ``q`` the normal quantile of ``level``. A normal interval of sd
+    ``h / q`` becomes that of sd ``sqrt((h / q)^2 + sd^2)``; an asymmetric one keeps its
+    asymmetry. Infinite ends stay infinite. Arrays broadcast; ``sd >= 0``."""
+    _check_level(level)
+    lo, hi, sd = (np.asarray(v, dtype=float) for v in (lo, hi, sd))
+    if np.any(sd < 0) or not np.all(np.isfinite(sd)):
+        raise ValueError(f"sd must be finite and >= 0, got {sd}.")
+    q = stats.norm.ppf(0.5 + level / 2.0)
+    with np.errstate(invalid="ignore"):
+        h = np.where(np.isfinite(lo) & np.isfinite(hi), (hi - lo) / 2.0, 0.0)
+        delta = np.sqrt(h ** 2 + (q * sd) ** 2) - h
+    return lo - delta, hi + delta
+
+
 def resample_weights(key, n_obs: int, n_boot: int, blocks=None):
     """Non-parametric bootstrap as observation weights (multinomial counts).
 

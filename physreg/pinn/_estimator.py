@@ -31,7 +31,13 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from ..estimators import ReactionDiffusionEstimator, SolverEstimator, _progress
-from ..inference._intervals import _crossings, bootstrap_intervals, chi2_threshold, resample_weights
+from ..inference._intervals import (
+    _crossings,
+    bootstrap_intervals,
+    chi2_threshold,
+    resample_weights,
+    widen_for_noise,
+)
 from ..likelihoods import EXTRAS_KEYS as _LIK_EXTRAS
 from ..model import FirstObservation
 from ._fit import fit_pinn
@@ -587,6 +593,72 @@ class PINNEstimator(ReactionDiffusionEstimator):
         twin.solver_, twin.problem_ = twin._make_solver()
         return twin
 
+    def _cold_fits(self, values, seeds, what):
+        """Fresh estimators with the same settings, one per row of ``values`` (observations in
+        the order of ``obs_``) and its ``seeds`` entry as ``random_state``: their estimates
+        ``z`` (unconstrained; NaN rows for fits that diverged) and the number that failed.
+        Raises if all failed, warns if some did (``what`` names them)."""
+        zs, failed = [], 0
+        for k in _progress(range(len(seeds)), self.verbose, desc=what, unit="fit"):
+            ds = dataclasses.replace(self.obs_, value=np.asarray(values[k])).to_dataset()
+            est = clone(self).set_params(random_state=int(seeds[k]), verbose=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(ds, self.covariates_)
+            if est.diverged_ or not np.all(np.isfinite(est.z_)):
+                failed += 1
+                zs.append(np.full(np.shape(self.z_), np.nan))
+            else:
+                zs.append(np.asarray(est.z_))
+        if failed == len(seeds):
+            raise RuntimeError(f"Every one of the {what} diverged.")
+        if failed:
+            warnings.warn(f"{failed} of {len(seeds)} {what} diverged and were left out.",
+                          UserWarning, stacklevel=3)
+        return np.stack(zs), failed
+
+    def optimisation_noise(self, n_starts=3, random_state=None):
+        """Measure how much the estimate depends on the PINN's own random numbers: refit the
+        observed data ``n_starts`` times from scratch (same settings, fresh ``random_state``:
+        other network weights and collocation points) and take the standard deviation of
+        the estimates, the fit's included, on the unconstrained scale (log for positive
+        parameters; ``n_starts`` degrees of freedom).
+
+        Why: the bootstrap refits start from the fitted network, so they resample the data
+        but not the optimisation; their spread misses this part of the estimator's
+        variability. On the 1-D yardstick (heat ansatz, lambda_pde 300, resampled points)
+        it is a log-sd of ~0.019 for D, the part the warm bootstrap misses (its sd 0.051 where
+        the estimate's over replicates is 0.055), and the bootstrap intervals of D were ~10%
+        too narrow (``studies/pinn_bootstrap_width.py``). ``confidence_intervals(...,
+        opt_noise=True)`` widens an interval by it (:func:`physreg.inference.widen_for_noise`).
+        Cost: ``n_starts`` full PINN fits.
+
+        Sets ``opt_noise_`` (param; the sd, unconstrained scale) and ``opt_noise_fits_``
+        (start, param; user units, start 0 the fit, NaN for a fit that diverged). Returns
+        self.
+        """
+        check_is_fitted(self, "params_")
+        if not isinstance(n_starts, int | np.integer) or n_starts < 1:
+            raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}.")
+        rng = np.random.default_rng(self.random_state if random_state is None
+                                    else random_state)
+        # offset so that no start repeats the fit's own random_state by construction
+        seeds = rng.integers(2**31, size=int(n_starts)) + 1
+        values = np.broadcast_to(self.obs_.value, (int(n_starts), *np.shape(self.obs_.value)))
+        zs, failed = self._cold_fits(values, seeds, "optimisation-noise fits")
+        zs = np.concatenate([np.asarray(self.z_)[None], zs])
+        names = list(self.space_.free)
+        dof = int(np.isfinite(zs[:, 0]).sum()) - 1
+        self.opt_noise_ = xr.DataArray(
+            np.nanstd(zs, axis=0, ddof=1), dims="param", coords={"param": names},
+            name="optimisation_noise_sd",
+            attrs={"scale": "unconstrained (log for positive parameters)",
+                   "n_starts": int(n_starts), "n_failed": failed, "dof": dof})
+        self.opt_noise_fits_ = xr.DataArray(
+            np.asarray(self.space_.to_user(jnp.asarray(zs))), dims=("start", "param"),
+            coords={"param": names}, name="optimisation_noise_fits")
+        return self
+
     def correct_bias(self, n_sim=4, random_state=None):
         """Estimate the fit's bias by cold refits on data simulated with the finite-volume
         solver at the fitted parameters, and remove it (the classical bootstrap bias
@@ -639,25 +711,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         keys = jax.random.split(jax.random.PRNGKey(int(seeds[0])), int(n_sim))
         ys = np.asarray(jax.vmap(lambda k: self.likelihood_.sample(k, mu, nuis,
                                                                    prob.extras))(keys))
-        cov = self.covariates_
-        zs, failed = [], 0
-        for k in _progress(range(int(n_sim)), self.verbose, desc="bias refits", unit="fit"):
-            ds = dataclasses.replace(self.obs_, value=ys[k]).to_dataset()
-            est = clone(self).set_params(random_state=int(seeds[k + 1]), verbose=False)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est.fit(ds, cov)
-            if est.diverged_ or not np.all(np.isfinite(est.z_)):
-                failed += 1
-                zs.append(np.full(z_hat.shape, np.nan))
-            else:
-                zs.append(np.asarray(est.z_))
-        zs = np.stack(zs)
-        if failed == int(n_sim):
-            raise RuntimeError("Every bias refit diverged; the bias cannot be estimated.")
-        if failed:
-            warnings.warn(f"{failed} of {n_sim} bias refits diverged and were left out.",
-                          UserWarning, stacklevel=2)
+        zs, failed = self._cold_fits(ys, seeds[1:], "bias refits")
         b = np.nanmean(zs, axis=0) - z_hat
         names = list(self.space_.free)
         self.bias_ = xr.DataArray(
@@ -672,24 +726,42 @@ class PINNEstimator(ReactionDiffusionEstimator):
         return self
 
     def confidence_intervals(self, level: float = 0.95, method: str = "profile",
-                             bias_corrected: bool = False, **kwargs):
+                             bias_corrected: bool = False, opt_noise: bool = False, **kwargs):
         """As :meth:`ReactionDiffusionEstimator.confidence_intervals` (the interval methods warn
-        with stacklevel 4: through this override to the caller); ``bias_corrected=True``
-        (after :meth:`correct_bias`) shifts the interval by ``-bias_`` on the unconstrained
-        scale (``attrs["method"]`` gets ``"+bias-corrected"``)."""
-        if not bias_corrected:
-            return super().confidence_intervals(level, method, **kwargs)
-        if not hasattr(self, "bias_"):
+        with stacklevel 4: through this override to the caller).
+
+        ``bias_corrected=True`` (after :meth:`correct_bias`) shifts the interval by
+        ``-bias_`` on the unconstrained scale (``attrs["method"]`` gets
+        ``"+bias-corrected"``). ``opt_noise=True`` (after :meth:`optimisation_noise`) then
+        widens it for the optimisation noise ``opt_noise_``
+        (:func:`physreg.inference.widen_for_noise`; ``"+opt-noise"``). Open ends stay open.
+        """
+        if bias_corrected and not hasattr(self, "bias_"):
             raise ValueError("bias_corrected=True needs correct_bias() to have run first.")
+        if opt_noise and not hasattr(self, "opt_noise_"):
+            raise ValueError("opt_noise=True needs optimisation_noise() to have run first.")
         ci = super().confidence_intervals(level, method, **kwargs)
-        b = self.bias_.sel(param=ci["param"]).values
+        if not (bias_corrected or opt_noise):
+            return ci
         space = self.space_
+        is_open = ci["open"].transpose("param", "bound").values
+        zs = np.stack([np.asarray(space.to_unconstrained(jnp.asarray(
+            ci.sel(bound=side).values))) for side in ("lower", "upper")], axis=-1)
+        z = zs.copy()
+        suffix = ""
+        if bias_corrected:
+            z = z - self.bias_.sel(param=ci["param"]).values[:, None]
+            suffix += "+bias-corrected"
+        if opt_noise:
+            lo, hi = widen_for_noise(z[:, 0], z[:, 1],
+                                     self.opt_noise_.sel(param=ci["param"]).values, level)
+            z = np.stack([lo, hi], axis=-1)
+            suffix += "+opt-noise"
+        z = np.where(is_open, zs, z)
         out = ci.copy()
-        for side in ("lower", "upper"):
-            zs = np.asarray(space.to_unconstrained(jnp.asarray(ci.sel(bound=side).values)))
-            zs = np.where(ci["open"].sel(bound=side).values, zs, zs - b)
-            out.loc[{"bound": side}] = np.asarray(space.to_user(jnp.asarray(zs)))
-        out.attrs["method"] = ci.attrs["method"] + "+bias-corrected"
+        for k, side in enumerate(("lower", "upper")):
+            out.loc[{"bound": side}] = np.asarray(space.to_user(jnp.asarray(z[:, k])))
+        out.attrs["method"] = ci.attrs["method"] + suffix
         return out
 
     def __sklearn_tags__(self):
