@@ -39,6 +39,7 @@ import pandas as pd
 from pinn_vs_solver import append_csv, pinn_initial
 
 import physreg
+from physreg.inference import widen_for_noise
 
 OUT = Path(__file__).parent / "results"
 CSV = OUT / "pinn_bootstrap_width.csv"
@@ -61,11 +62,11 @@ def fit(est, ds):
     return est
 
 
-def starts(seed, n_starts):
-    """Fits of one data set with ``n_starts`` values of random_state: rows for the CSV."""
+def starts(seed, ks):
+    """Fits of one data set with the random_state of each start in ``ks``: rows for the CSV."""
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
     rows = []
-    for k in range(n_starts):
+    for k in ks:
         t = time.perf_counter()
         est = fit(estimator(ds, seed + k * STRIDE), ds)
         row = {"seed": seed, "start": k, "seconds": time.perf_counter() - t}
@@ -96,31 +97,52 @@ def refit_check(seed, n_boot, long):
     return out, hat
 
 
+# the estimator's unconstrained scale: log for D (log link), natural for r (identity link)
+TO_Z = {"D": (np.log, np.exp), "r": (lambda v: v, lambda v: v)}
+
+
 def what_if(boot, bias, sd_opt):
     """Coverage of the bootstrap intervals of ``BOOT_CSV`` shifted by the bias study's
-    per-seed bias (as ``pinn_bias_correction.py`` does), then widened on the log scale by the
-    pooled optimisation noise: each side's length ``h`` becomes ``sqrt(h^2 + (z sd_opt)^2)``
-    (the interval of an estimate with that much independent noise added). A diagnosis: the
-    noise is measured on three data sets, not per replicate."""
-    z = 1.959963984540054
+    per-seed bias (as ``pinn_bias_correction.py`` does), then widened for the optimisation
+    noise by :func:`physreg.inference.widen_for_noise` (what ``confidence_intervals(...,
+    bias_corrected=True, opt_noise=True)`` does), on the estimator's unconstrained scale.
+    ``sd_opt[p]``: a number (the pooled noise of a few data sets: a diagnosis) or a Series
+    by seed (each replicate's own, as the estimator measures it; replicates without one are
+    left out)."""
     rows = boot.merge(bias[["seed", *(f"{p}_log_bias" for p in PARAMS)]], on="seed")
-    out = {"n_replicates": len(rows), "z": z}
+    per_seed = not np.isscalar(sd_opt[PARAMS[0]])
+    if per_seed:
+        rows = rows[rows.seed.isin(sd_opt[PARAMS[0]].index)]
+    out = {"n_replicates": len(rows), "seeds": [int(v) for v in rows.seed]}
     for p in PARAMS:
-        true = np.log(rows[f"{p}_true"].to_numpy())
-        b = rows[f"{p}_log_bias"].to_numpy()
-        c = np.log(rows[f"{p}_hat"].to_numpy()) - b
+        fwd, back = TO_Z[p]
+        true = rows[f"{p}_true"].to_numpy()
+        # the bias study's bias is on the log scale; as a shift on r's natural scale
+        shift = np.log(rows[f"{p}_hat"].to_numpy()) - rows[f"{p}_log_bias"].to_numpy()
+        shift = fwd(rows[f"{p}_hat"].to_numpy()) - fwd(np.exp(shift))
+        sd = sd_opt[p].loc[rows.seed].to_numpy() if per_seed else sd_opt[p]
         for m in ("bootstrap", "bootstrap_basic"):
-            lo = np.log(rows[f"{p}_{m}_lo"].to_numpy()) - b
-            hi = np.log(rows[f"{p}_{m}_hi"].to_numpy()) - b
-            for name, add in (("corrected", 0.0), ("corrected_opt_noise", z * sd_opt[p])):
-                lo2 = c - np.sqrt((c - lo) ** 2 + add ** 2)
-                hi2 = c + np.sqrt((hi - c) ** 2 + add ** 2)
-                cov = float(np.mean((lo2 <= true) & (true <= hi2)))
+            lo = fwd(rows[f"{p}_{m}_lo"].to_numpy()) - shift
+            hi = fwd(rows[f"{p}_{m}_hi"].to_numpy()) - shift
+            for name, (a, b) in (("corrected", (lo, hi)),
+                                 ("corrected_opt_noise", widen_for_noise(lo, hi, sd))):
+                a, b = back(a), back(b)
+                cov = float(np.mean((a <= true) & (true <= b)))
                 out[f"{p}_{m}_{name}_coverage"] = cov
                 out[f"{p}_{m}_{name}_mcse"] = float(np.sqrt(cov * (1 - cov) / len(rows)))
-                out[f"{p}_{m}_{name}_median_rel_width"] = float(np.median(
-                    np.exp(hi2) - np.exp(lo2)) / np.exp(true[0]))
+                out[f"{p}_{m}_{name}_truth_above"] = int(np.sum(true > b))
+                out[f"{p}_{m}_{name}_median_rel_width"] = float(np.median((b - a) / true))
     return out
+
+
+def start_values(rows, boot):
+    """Estimates by (seed, start): the CSV's fits, and start 0 of a seed from the bootstrap
+    run (``random_state = seed``, the same fit) where the CSV has no start 0."""
+    have0 = set(rows.seed[rows.start == 0])
+    extra = boot[boot.seed.isin(set(rows.seed) - have0)]
+    extra = pd.DataFrame({"seed": extra.seed, "start": 0,
+                          **{f"{p}_hat": extra[f"{p}_hat"] for p in PARAMS}})
+    return pd.concat([rows[["seed", "start", *(f"{p}_hat" for p in PARAMS)]], extra])
 
 
 def summarize(refit=None, long=None):
@@ -129,27 +151,36 @@ def summarize(refit=None, long=None):
            "median_seconds_per_fit": float(rows.seconds.median())}
     boot = pd.read_csv(BOOT_CSV)
     bias = pd.read_csv(BIAS_CSV)
+    vals = start_values(rows, boot)
+    per_seed_sd = {}
+    out["scale"] = "unconstrained: log for D, natural for r (r ~ 1: about relative)"
     for p in PARAMS:
-        logs = np.log(rows[f"{p}_hat"])
-        g = logs.groupby(rows.seed)
+        fwd = TO_Z[p][0]
+        z = pd.Series(fwd(vals[f"{p}_hat"].to_numpy()), index=vals.index)
+        g = z.groupby(vals.seed)
+        # each replicate's own: the fit and three more (optimisation_noise(n_starts=3))
+        own = z[vals.start < 4].groupby(vals.seed[vals.start < 4])
+        per_seed_sd[p] = own.std(ddof=1)[own.count() == 4]
         dof = int((g.count() - 1).sum())
-        within = float(np.sqrt(((logs - g.transform("mean")) ** 2).sum() / dof))
-        sd_rep = float(np.log(bias[f"{p}_hat"]).std(ddof=1))
-        half = (np.log(boot[f"{p}_bootstrap_basic_hi"])
-                - np.log(boot[f"{p}_bootstrap_basic_lo"])) / 2 / 1.96
+        within = float(np.sqrt(((z - g.transform("mean")) ** 2).sum() / dof))
+        sd_rep = float(np.std(fwd(bias[f"{p}_hat"].to_numpy()), ddof=1))
+        half = (fwd(boot[f"{p}_bootstrap_basic_hi"].to_numpy())
+                - fwd(boot[f"{p}_bootstrap_basic_lo"].to_numpy())) / 2 / 1.959964
         sd_boot = float(np.sqrt(np.mean(half ** 2)))
         out[p] = {
-            "opt_noise_sd_log": within, "opt_noise_dof": dof,
-            "per_seed_sd_log": {str(s): float(v) for s, v in g.std(ddof=1).items()},
-            "replicates_sd_log": sd_rep, "n_replicates": len(bias),
-            "bootstrap_sd_log_rms": sd_boot, "n_bootstrap_replicates": len(boot),
-            "boot_plus_opt_sd_log": float(np.hypot(sd_boot, within)),
+            "opt_noise_sd": within, "opt_noise_dof": dof,
+            "opt_noise_sd_by_seed": {str(s): float(v) for s, v in g.std(ddof=1).items()},
+            "replicates_sd": sd_rep, "n_replicates": len(bias),
+            "bootstrap_sd_rms": sd_boot, "n_bootstrap_replicates": len(boot),
+            "boot_plus_opt_sd": float(np.hypot(sd_boot, within)),
             # the bias study's cold refits (fresh networks on solver data at the fit, 4 per
-            # replicate): rms of their per-replicate sd
+            # replicate): rms of their per-replicate sd (log scale)
             "cold_refit_sd_log_rms": float(np.sqrt(np.mean(bias[f"{p}_sim_sd_log"] ** 2))),
-            "missing_sd_log": float(np.sqrt(max(sd_rep ** 2 - sd_boot ** 2, 0.0))),
+            "missing_sd": float(np.sqrt(max(sd_rep ** 2 - sd_boot ** 2, 0.0))),
         }
-    out["what_if"] = what_if(boot, bias, {p: out[p]["opt_noise_sd_log"] for p in PARAMS})
+    out["what_if_pooled"] = what_if(boot, bias, {p: out[p]["opt_noise_sd"] for p in PARAMS})
+    if len(per_seed_sd[PARAMS[0]]):
+        out["per_replicate"] = what_if(boot, bias, per_seed_sd)
     if refit is not None:
         (short, ts), (lng, tl) = refit[0][500], refit[0][long]
         hat = refit[1]
@@ -183,19 +214,32 @@ def main():
                     help="also compare B bootstrap refits at 500 and --long iterations "
                          "(first seed)")
     ap.add_argument("--long", type=int, default=2000)
+    ap.add_argument("--replicates", type=int, default=0, metavar="N",
+                    help="instead of --seeds: the first N seeds of the bootstrap coverage run, "
+                         "starts 1 .. n_starts - 1 (start 0 is that run's own fit): each "
+                         "replicate's noise, as optimisation_noise(n_starts - 1) measures it")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="start no new seed after this many minutes (rerun to resume)")
     a = ap.parse_args()
     if a.n_starts < 2:
         ap.error("--n-starts must be >= 2 (a within-data-set sd needs two fits)")
     OUT.mkdir(exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
+    first = 0
+    if a.replicates:      # the bootstrap run's seeds; start 0 is its fit (random_state = seed)
+        seeds, first = sorted(int(s) for s in pd.read_csv(BOOT_CSV).seed)[: a.replicates], 1
     done = set()
     if CSV.exists():
         done = {(int(r.seed), int(r.start)) for r in pd.read_csv(CSV).itertuples()}
+    t0 = time.perf_counter()
     for seed in seeds:
-        if all((seed, k) in done for k in range(a.n_starts)):
-            continue
-        rows = [r for r in starts(seed, a.n_starts) if (r["seed"], r["start"]) not in done]
-        append_csv(CSV, rows, list(rows[0]))
+        ks = [k for k in range(first, a.n_starts) if (seed, k) not in done]
+        if a.max_minutes is not None and time.perf_counter() - t0 > 60 * a.max_minutes:
+            print(f"--max-minutes {a.max_minutes} reached; rerun to resume", flush=True)
+            break
+        if ks:
+            rows = starts(seed, ks)
+            append_csv(CSV, rows, list(rows[0]))
     refit = refit_check(seeds[0], a.refit_check, a.long) if a.refit_check else None
     print(json.dumps(summarize(refit, a.long), indent=1))
 
