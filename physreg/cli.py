@@ -146,6 +146,10 @@ def fit(
         help="--method pinn: remove the PINN's bias, estimated by this many cold refits on "
              "data simulated by the solver at the fit (PINNEstimator.correct_bias); "
              "estimates and intervals are then the corrected ones. 0: off.")] = 0,
+    opt_noise: Annotated[int, typer.Option(
+        help="--method pinn: widen the intervals for the PINN's optimisation noise, measured "
+             "by this many cold refits of the same data (PINNEstimator.optimisation_noise). "
+             "0: off.")] = 0,
     level: float = 0.95,
     out: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("physreg-fit"),
     seed: int = 0,
@@ -168,6 +172,9 @@ def fit(
     if bias_correction < 0 or (bias_correction and method != "pinn"):
         raise typer.BadParameter("--bias-correction takes a number of refits >= 0, and only "
                                  "with --method pinn.")
+    if opt_noise < 0 or (opt_noise and method != "pinn"):
+        raise typer.BadParameter("--opt-noise takes a number of refits >= 0, and only with "
+                                 "--method pinn.")
     if t0 is not None:
         extra["t0"] = t0
     est = _estimator(method, target=target, likelihood=likelihood, initial=initial,
@@ -179,9 +186,11 @@ def fit(
     est.fit(ds, covariates=cov)
     if bias_correction:
         est.correct_bias(n_sim=bias_correction)
-        ci = est.confidence_intervals(level=level, method=interval, bias_corrected=True)
-    else:
-        ci = est.confidence_intervals(level=level, method=interval)
+    if opt_noise:
+        est.optimisation_noise(n_starts=opt_noise)
+    ci = est.confidence_intervals(level=level, method=interval,
+                                  **({"bias_corrected": True} if bias_correction else {}),
+                                  **({"opt_noise": True} if opt_noise else {}))
     elapsed = time.perf_counter() - t0
     written = {"seconds": elapsed, "file": str(path)}
     params = None
@@ -190,6 +199,9 @@ def fit(
         written.update(params=_as_dict(params), params_uncorrected=_as_dict(est.params_),
                        bias={"scale": est.bias_.attrs["scale"], "n_sim": bias_correction,
                              "values": _as_dict(est.bias_)})
+    if opt_noise:
+        written.update(opt_noise={"scale": est.opt_noise_.attrs["scale"], "n_starts": opt_noise,
+                                  "sd": _as_dict(est.opt_noise_)})
     typer.echo(_table(est, ci, params=params))
     typer.echo(f"\n{ci.attrs['method']} intervals at {level:.0%}; {elapsed:.1f} s")
     _write_outputs(est, ds, ci, out, written, True)
