@@ -642,8 +642,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
             raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}.")
         rng = np.random.default_rng(self.random_state if random_state is None
                                     else random_state)
-        # offset so that no start repeats the fit's own random_state by construction
-        seeds = rng.integers(2**31, size=int(n_starts)) + 1
+        seeds = rng.integers(2**31, size=int(n_starts))
         values = np.broadcast_to(self.obs_.value, (int(n_starts), *np.shape(self.obs_.value)))
         zs, failed = self._cold_fits(values, seeds, "optimisation-noise fits")
         zs = np.concatenate([np.asarray(self.z_)[None], zs])
