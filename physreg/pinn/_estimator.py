@@ -642,7 +642,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
             raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}.")
         rng = np.random.default_rng(self.random_state if random_state is None
                                     else random_state)
-        seeds = rng.integers(2**31, size=int(n_starts))
+        # a child stream: not the random states correct_bias draws from the same seed
+        seeds = rng.spawn(1)[0].integers(2**31, size=int(n_starts))
         values = np.broadcast_to(self.obs_.value, (int(n_starts), *np.shape(self.obs_.value)))
         zs, failed = self._cold_fits(values, seeds, "optimisation-noise fits")
         zs = np.concatenate([np.asarray(self.z_)[None], zs])
