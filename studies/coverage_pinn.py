@@ -47,19 +47,22 @@ r's probe deviances came out negative (refit noise), which sized r's grid at +-5
 stalled the refits for 20+ minutes; with e5c6590 (a 0.25 floor on the probe deviance, grid
 points clipped to the bounds) the replicate takes 208 s.
 
-Bootstrap (``--methods bootstrap --n-boot 100``; 39 replicates, seeds 1000-1028 and
-1050-1059 (two processes, ``--first-seed 1050`` for the second),
+Bootstrap (``--methods bootstrap --n-boot 100``; 61 replicates, seeds 1000-1039 and
+1050-1070 (two processes, ``--first-seed 1050`` for the second; the session-14 rows ran from
+snapshot worktrees and were merged by seed),
 ``coverage_pinn_heat_bootstrap_lam300_resample_summary.json``; the basic interval from the
-same refits): parametric percentile D 13 of 39 (0.33, s.e. 0.075; truth above the interval
-all 26 times), basic 24 of 39 (0.62, 0.078); r 0.92 (0.043) / 0.90 (0.049); widths D 17-18%,
-r 14%; 400 s per replicate with a second job running. Two causes: the refits repeat the PINN's
-low bias (their median sits 0-5% below the fit in D), which the percentile interval adds to
-the fit's own and the basic interval removes; and the intervals are narrow, half-width 1.76
-(percentile) and 1.86 (basic) standard deviations of D's estimate over the replicates, where
-1.96 is right: warm-started refits stay near the fit. Shifted by the bias of
-``studies/pinn_bias_correction.py`` (same seeds and fits) they cover D in 0.80 (percentile)
-and 0.85 (basic) of the 39, still below the 90% band, where the corrected profile intervals
-reach 0.96.
+same refits): parametric percentile D 18 of 61 (0.30, s.e. 0.058; truth above the interval
+all 43 times), basic 39 of 61 (0.64, 0.061); r 0.92 (0.035) / 0.89 (0.041); widths D 17-18%,
+r 14%; 430 s per replicate (median) with a second job running. Two causes: the refits repeat
+the PINN's low bias (their median sits 0-5% below the fit in D), which the percentile
+interval adds to the fit's own and the basic interval removes; and the intervals are narrow,
+half-width 1.71 (percentile) and 1.78 (basic) standard deviations of D's estimate over the
+replicates, where 1.96 is right. Shifted by the bias of ``studies/pinn_bias_correction.py``
+(same seeds and fits) they cover D in 0.77 (percentile) and 0.85 (basic) of the 61, still
+below the 90% band, where the corrected profile intervals reach 0.96. The narrowness is the
+PINN's optimisation noise, which warm-started refits do not resample
+(``studies/pinn_bootstrap_width.py``); widened by it, per replicate, the corrected basic
+interval covers D in 0.94 of 33 replicates.
 """
 
 import argparse

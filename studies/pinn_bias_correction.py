@@ -53,10 +53,11 @@ from their bias, which these rows do not record. Its source is not found. The fi
 25/25 corrected, bias -0.3% (1.2%): the 100 show the residual bias that 25 could not.
 
 The same shift applied to the bootstrap intervals of ``coverage_pinn.py --methods bootstrap``
-(the seeds both have: 39; ``*_bootstrap_*`` keys of the summary, figure
-``pinn_bias_correction_bootstrap.png``): D percentile 0.33 -> 0.80 (MC s.e. 0.065), basic
-0.62 -> 0.85 (0.058); r 0.92 and 0.90 -> 0.92. The bootstrap intervals stay below the band:
-they are narrower than the estimate's spread (half-width 1.76-1.86 sd, where 1.96 is right).
+(the seeds both have: 61; ``*_bootstrap_*`` keys of the summary, figure
+``pinn_bias_correction_bootstrap.png``): D percentile 0.30 -> 0.77 (MC s.e. 0.054), basic
+0.64 -> 0.85 (0.045); r 0.92 and 0.89 -> 0.89 and 0.87. The bootstrap intervals stay below
+the band: they are narrower than the estimate's spread (half-width 1.71-1.78 sd, where 1.96
+is right), the optimisation noise that warm refits miss (``pinn_bootstrap_width.py``).
 """
 
 from __future__ import annotations
