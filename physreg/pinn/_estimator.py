@@ -140,6 +140,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
     ``history_``, the residual check and, where it matters, a longer ``n_lbfgs``.
     After :meth:`correct_bias`: ``bias_``, ``bias_refits_``, ``params_corrected_`` (the
     penalised objective's bias, estimated by cold refits on solver-simulated data, removed).
+    After :meth:`optimisation_noise`: ``opt_noise_``, ``opt_noise_fits_`` (the estimate's
+    spread over cold refits of the same data; ``confidence_intervals(..., opt_noise=True)``).
     """
 
     def __init__(self, target="density", likelihood="gaussian", diffusion_covariates=(),
