@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from coverage_solver import coverage_summary
+from pinn_fit_1d import timed_fit
 from pinn_vs_solver import append_csv, pinn_initial
 
 import physreg
@@ -73,22 +75,14 @@ def estimator(ds, random_state, **kw):
                                  random_state=random_state, **kw)
 
 
-def fit(est, ds):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(ds)
-    return est
-
-
 def starts(seed, ks):
     """Fits of one data set with the random_state of each start in ``ks``: rows for the CSV."""
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
     rows = []
     for k in ks:
-        t = time.perf_counter()
-        est = fit(estimator(ds, seed + k * STRIDE), ds)
-        row = {"seed": seed, "start": k, "seconds": time.perf_counter() - t}
-        row.update({f"{p}_hat": float(est.params_.sel(param=p)) for p in PARAMS})
+        params, record = timed_fit(estimator(ds, seed + k * STRIDE), ds)
+        row = {"seed": seed, "start": k, "seconds": record["fit_seconds"]}
+        row.update({f"{p}_hat": params[p] for p in PARAMS})
         rows.append(row)
         print(f"seed {seed} start {k}: D {row['D_hat']:.5f} r {row['r_hat']:.5f} "
               f"({row['seconds']:.0f} s)", flush=True)
@@ -99,7 +93,8 @@ def refit_check(seed, n_boot, long):
     """The same ``n_boot`` parametric resamples refitted with 500 and ``long`` L-BFGS
     iterations: log-scale replicates of each, (n_boot, 2) per setting, and the seconds."""
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
-    est = fit(estimator(ds, seed), ds)
+    est = estimator(ds, seed)
+    timed_fit(est, ds)
     out = {}
     for n in (500, long):
         est.set_params(refit_lbfgs=n)
@@ -131,25 +126,25 @@ def what_if(boot, bias, sd_opt):
     per_seed = not np.isscalar(sd_opt[PARAMS[0]])
     if per_seed:
         rows = rows[rows.seed.isin(sd_opt[PARAMS[0]].index)]
-    out = {"n_replicates": len(rows), "seeds": [int(v) for v in rows.seed]}
+    rows = rows.copy()
+    names = [f"{m}_{n}" for m in ("bootstrap", "bootstrap_basic")
+             for n in ("corrected", "corrected_opt_noise")]
     for p in PARAMS:
         fwd, back = TO_Z[p]
-        true = rows[f"{p}_true"].to_numpy()
-        # the bias study's bias is on the log scale; as a shift on r's natural scale
-        shift = np.log(rows[f"{p}_hat"].to_numpy()) - rows[f"{p}_log_bias"].to_numpy()
-        shift = fwd(rows[f"{p}_hat"].to_numpy()) - fwd(np.exp(shift))
+        hat = rows[f"{p}_hat"].to_numpy()
+        # the bias study's bias is on the log scale: as a shift on the estimator's scale
+        shift = fwd(hat) - fwd(hat * np.exp(-rows[f"{p}_log_bias"].to_numpy()))
         sd = sd_opt[p].loc[rows.seed].to_numpy() if per_seed else sd_opt[p]
         for m in ("bootstrap", "bootstrap_basic"):
             lo = fwd(rows[f"{p}_{m}_lo"].to_numpy()) - shift
             hi = fwd(rows[f"{p}_{m}_hi"].to_numpy()) - shift
-            for name, (a, b) in (("corrected", (lo, hi)),
-                                 ("corrected_opt_noise", widen_for_noise(lo, hi, sd))):
-                a, b = back(a), back(b)
-                cov = float(np.mean((a <= true) & (true <= b)))
-                out[f"{p}_{m}_{name}_coverage"] = cov
-                out[f"{p}_{m}_{name}_mcse"] = float(np.sqrt(cov * (1 - cov) / len(rows)))
-                out[f"{p}_{m}_{name}_truth_above"] = int(np.sum(true > b))
-                out[f"{p}_{m}_{name}_median_rel_width"] = float(np.median((b - a) / true))
+            for n, (a, b) in (("corrected", (lo, hi)),
+                              ("corrected_opt_noise", widen_for_noise(lo, hi, sd))):
+                rows[f"{p}_{m}_{n}_lo"], rows[f"{p}_{m}_{n}_hi"] = back(a), back(b)
+    cov = coverage_summary(rows.to_dict("records"), PARAMS, names)
+    out = {"n_replicates": len(rows), "seeds": [int(v) for v in rows.seed]}
+    out.update({f"{p}_{n}_{k}": cov[f"{p}_{n}_{k}"] for p in PARAMS for n in names
+                for k in ("coverage", "mcse", "truth_above", "median_rel_width")})
     return out
 
 
