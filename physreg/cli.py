@@ -146,6 +146,10 @@ def fit(
         help="--method pinn: remove the PINN's bias, estimated by this many cold refits on "
              "data simulated by the solver at the fit (PINNEstimator.correct_bias); "
              "estimates and intervals are then the corrected ones. 0: off.")] = 0,
+    bias_rounds: Annotated[int, typer.Option(
+        help="with --bias-correction: rounds of the iterated correction, each simulating at "
+             "the previous round's corrected estimate (PINNEstimator.correct_bias "
+             "n_rounds).")] = 1,
     opt_noise: Annotated[int, typer.Option(
         help="--method pinn: widen the intervals for the PINN's optimisation noise, measured "
              "by this many cold refits of the same data (PINNEstimator.optimisation_noise). "
@@ -172,6 +176,9 @@ def fit(
     if bias_correction < 0 or (bias_correction and method != "pinn"):
         raise typer.BadParameter("--bias-correction takes a number of refits >= 0, and only "
                                  "with --method pinn.")
+    if bias_rounds < 1 or (bias_rounds > 1 and not bias_correction):
+        raise typer.BadParameter("--bias-rounds takes a number of rounds >= 1, and more than "
+                                 "one only with --bias-correction.")
     if opt_noise < 0 or (opt_noise and method != "pinn"):
         raise typer.BadParameter("--opt-noise takes a number of refits >= 0, and only with "
                                  "--method pinn.")
@@ -185,7 +192,7 @@ def fit(
     t0 = time.perf_counter()
     est.fit(ds, covariates=cov)
     if bias_correction:
-        est.correct_bias(n_sim=bias_correction)
+        est.correct_bias(n_sim=bias_correction, n_rounds=bias_rounds)
     if opt_noise:
         est.optimisation_noise(n_starts=opt_noise)
     ci = est.confidence_intervals(level=level, method=interval,
@@ -198,7 +205,7 @@ def fit(
         params = est.params_corrected_
         written.update(params=_as_dict(params), params_uncorrected=_as_dict(est.params_),
                        bias={"scale": est.bias_.attrs["scale"], "n_sim": bias_correction,
-                             "values": _as_dict(est.bias_)})
+                             "n_rounds": bias_rounds, "values": _as_dict(est.bias_)})
     if opt_noise:
         written.update(opt_noise={"scale": est.opt_noise_.attrs["scale"], "n_starts": opt_noise,
                                   "sd": _as_dict(est.opt_noise_)})

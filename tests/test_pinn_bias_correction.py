@@ -92,6 +92,32 @@ def test_correct_bias_refits_and_shifts(fitted):
     np.testing.assert_allclose(est.bias_.values, b0, rtol=1e-8, atol=1e-10)
 
 
+
+def test_correct_bias_rounds_iterate_from_the_corrected_estimate(fitted):
+    """n_rounds=2: round 1 is the one-round correction (same random_state, same draws);
+    round 2 simulates at the once-corrected estimate and reads the bias there."""
+    est = fitted
+    with pytest.raises(ValueError, match="n_rounds"):
+        est.correct_bias(n_sim=2, n_rounds=0)
+    est.correct_bias(n_sim=2, random_state=3)
+    b1 = est.bias_.values.copy()
+    np.testing.assert_array_equal(est.bias_rounds_.values, b1[None])
+    est.correct_bias(n_sim=2, random_state=3, n_rounds=2)
+    assert est.bias_rounds_.shape == (2, len(b1)) and est.bias_.attrs["n_rounds"] == 2
+    np.testing.assert_allclose(est.bias_rounds_.values[0], b1, rtol=1e-8, atol=1e-10)
+    b2 = est.bias_rounds_.values[1]
+    np.testing.assert_array_equal(est.bias_.values, b2)
+    assert not np.allclose(b2, b1)          # new data sets, new refits
+    # round 2's bias is measured from the once-corrected point, not from the fit
+    z_hat = np.asarray(est.z_)
+    z_refits = np.asarray(est.space_.to_unconstrained(jnp.asarray(est.bias_refits_.values)))
+    np.testing.assert_allclose(b2, z_refits.mean(axis=0) - (z_hat - b1), rtol=1e-6,
+                               atol=1e-8)
+    np.testing.assert_allclose(
+        np.asarray(est.space_.to_unconstrained(jnp.asarray(
+            est.params_corrected_.sel(param=list(est.space_.free)).values))),
+        z_hat - b2, rtol=1e-8, atol=1e-10)
+
 def test_widen_for_noise():
     """Each end moves out so that a normal interval's sd becomes sqrt(sd0^2 + sd^2)."""
     from scipy.stats import norm
