@@ -138,19 +138,25 @@ def replicate(seed, n_sim):
     return row
 
 
-def replicate_via_estimator(seed, n_sim):
-    """The same replicate through ``PINNEstimator.correct_bias`` (the estimator's own solver
-    twin and simulations, other random numbers): its bias should agree with the script's
-    within their Monte Carlo noise."""
+def _corrected_estimator(seed, n_sim, n_rounds=1):
+    """Seed ``seed``'s data fitted by the estimator (defaults, ``random_state=seed``) and
+    corrected by ``correct_bias``: the estimator, the truth and the seconds taken."""
     t_start = time.perf_counter()
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
-    truth = physreg.datasets.truth_of(ds)
     est = physreg.PINNEstimator(**pinn_initial("heat", ds), random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(ds)
-        est.correct_bias(n_sim=n_sim)
-    row = {"seed": seed, "n_sim": n_sim, "seconds": time.perf_counter() - t_start}
+        est.correct_bias(n_sim=n_sim, n_rounds=n_rounds)
+    return est, physreg.datasets.truth_of(ds), time.perf_counter() - t_start
+
+
+def replicate_via_estimator(seed, n_sim):
+    """The same replicate through ``PINNEstimator.correct_bias`` (the estimator's own solver
+    twin and simulations, other random numbers): its bias should agree with the script's
+    within their Monte Carlo noise."""
+    est, truth, seconds = _corrected_estimator(seed, n_sim)
+    row = {"seed": seed, "n_sim": n_sim, "seconds": seconds}
     for p in PARAMS:
         row[f"{p}_true"] = truth[p]
         row[f"{p}_hat"] = float(est.params_.sel(param=p))
@@ -161,21 +167,12 @@ def replicate_via_estimator(seed, n_sim):
     return row
 
 
-
 def replicate_rounds(seed, n_sim, n_rounds):
     """The iterated correction, ``PINNEstimator.correct_bias(n_sim, n_rounds=n_rounds)``:
     the estimate corrected by each round's bias (round 1 is the one-round correction)."""
-    t_start = time.perf_counter()
-    ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
-    truth = physreg.datasets.truth_of(ds)
-    est = physreg.PINNEstimator(**pinn_initial("heat", ds), random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(ds)
-        est.correct_bias(n_sim=n_sim, n_rounds=n_rounds)
+    est, truth, seconds = _corrected_estimator(seed, n_sim, n_rounds)
     z_hat = np.asarray(est.z_)
-    row = {"seed": seed, "n_sim": n_sim, "n_rounds": n_rounds,
-           "seconds": time.perf_counter() - t_start}
+    row = {"seed": seed, "n_sim": n_sim, "n_rounds": n_rounds, "seconds": seconds}
     for p in PARAMS:
         row[f"{p}_true"] = truth[p]
         row[f"{p}_hat"] = float(est.params_.sel(param=p))
