@@ -47,18 +47,17 @@ r's probe deviances came out negative (refit noise), which sized r's grid at +-5
 stalled the refits for 20+ minutes; with e5c6590 (a 0.25 floor on the probe deviance, grid
 points clipped to the bounds) the replicate takes 208 s.
 
-Bootstrap (``--methods bootstrap --n-boot 100``; 61 replicates, seeds 1000-1039 and
-1050-1070 (two processes, ``--first-seed 1050`` for the second; the session-14 rows ran from
-snapshot worktrees and were merged by seed),
+Bootstrap (``--methods bootstrap --n-boot 100``; 100 replicates, seeds 1000-1099, run in
+chunks by two processes from snapshot worktrees and merged by seed,
 ``coverage_pinn_heat_bootstrap_lam300_resample_summary.json``; the basic interval from the
-same refits): parametric percentile D 18 of 61 (0.30, s.e. 0.058; truth above the interval
-all 43 times), basic 39 of 61 (0.64, 0.061); r 0.92 (0.035) / 0.89 (0.041); widths D 17-18%,
-r 14%; 430 s per replicate (median) with a second job running. Two causes: the refits repeat
+same refits): parametric percentile D 34 of 100 (0.34, s.e. 0.047; truth above the interval
+all 66 times), basic 68 of 100 (0.68, 0.047); r 0.91 (0.029) / 0.92 (0.027); widths D 17-18%,
+r 14%; 439 s per replicate (median) with a second job running. Two causes: the refits repeat
 the PINN's low bias (their median sits 0-5% below the fit in D), which the percentile
 interval adds to the fit's own and the basic interval removes; and the intervals are narrow,
-half-width 1.71 (percentile) and 1.78 (basic) standard deviations of D's estimate over the
+half-width 1.73 (percentile) and 1.83 (basic) standard deviations of D's estimate over the
 replicates, where 1.96 is right. Shifted by the bias of ``studies/pinn_bias_correction.py``
-(same seeds and fits) they cover D in 0.77 (percentile) and 0.85 (basic) of the 61, still
+(same seeds and fits) they cover D in 0.79 (percentile) and 0.86 (basic) of the 100, still
 below the 90% band, where the corrected profile intervals reach 0.96. The narrowness is the
 PINN's optimisation noise, which warm-started refits do not resample
 (``studies/pinn_bootstrap_width.py``); widened by it, per replicate, the corrected basic

@@ -61,10 +61,10 @@ the shifted profile coverage after each round). The fits here reproduce the prof
 25/25 corrected, bias -0.3% (1.2%): the 100 show the residual bias that 25 could not.
 
 The same shift applied to the bootstrap intervals of ``coverage_pinn.py --methods bootstrap``
-(the seeds both have: 61; ``*_bootstrap_*`` keys of the summary, figure
-``pinn_bias_correction_bootstrap.png``): D percentile 0.30 -> 0.77 (MC s.e. 0.054), basic
-0.64 -> 0.85 (0.045); r 0.92 and 0.89 -> 0.89 and 0.87. The bootstrap intervals stay below
-the band: they are narrower than the estimate's spread (half-width 1.71-1.78 sd, where 1.96
+(the seeds both have: 100; ``*_bootstrap_*`` keys of the summary, figure
+``pinn_bias_correction_bootstrap.png``): D percentile 0.34 -> 0.79 (MC s.e. 0.041), basic
+0.68 -> 0.86 (0.035); r 0.91 and 0.92 -> 0.92 and 0.89. The bootstrap intervals stay below
+the band: they are narrower than the estimate's spread (half-width 1.73-1.83 sd, where 1.96
 is right), the optimisation noise that warm refits miss (``pinn_bootstrap_width.py``).
 """
 

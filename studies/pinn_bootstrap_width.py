@@ -40,8 +40,8 @@ instead of 500 widen the replicates' sd of log D by 12.5% (0.060 -> 0.067; 529 s
 iterations, pick up the same noise. Coverage of D, bias-corrected, widened by each
 replicate's own noise (``per_replicate``, 33 replicates, seeds 1000-1028 and 1050-1053):
 basic 0.88 -> 0.94 (MC s.e. 0.042), percentile 0.85 -> 0.88; median width 20% -> 21% of the
-truth. With the pooled noise over all 61 bootstrap replicates (``what_if_pooled``, a
-diagnosis): basic 0.85 -> 0.89, percentile 0.77 -> 0.82. r: unchanged.
+truth. With the pooled noise over all 100 bootstrap replicates (``what_if_pooled``, a
+diagnosis): basic 0.86 -> 0.88, percentile 0.79 -> 0.82. r: unchanged.
 """
 
 from __future__ import annotations
