@@ -297,8 +297,9 @@ def _bias_surface(out, rows):
 
     The one-variable slope of ``summarize`` misses the dependence when D_hat and r_hat are
     correlated (here they are, negatively): the intercept ``c`` is the bias the refits would
-    estimate at the truth, to compare with the actual bias (at the mean fit the plane gives the mean estimated bias, by
-    construction). ``*_second_step_*`` is a prediction, not a measurement: each
+    estimate at the truth, to compare with the actual bias (at the mean fit the plane gives
+    the mean estimated bias, by construction). ``*_second_step_*`` is a prediction, not a
+    measurement: each
     replicate's own estimate moved along the plane to its once-corrected estimate (what one
     more round of refits, at the corrected estimate, would estimate on average), and the
     relative bias of the estimate that shift gives.
