@@ -204,8 +204,8 @@ def fit(
     if bias_correction:
         params = est.params_corrected_
         written.update(params=_as_dict(params), params_uncorrected=_as_dict(est.params_),
-                       bias={"scale": est.bias_.attrs["scale"], "n_sim": bias_correction,
-                             "n_rounds": bias_rounds, "values": _as_dict(est.bias_)})
+                       bias={**{k: est.bias_.attrs[k] for k in ("scale", "n_sim", "n_rounds")},
+                             "values": _as_dict(est.bias_)})
     if opt_noise:
         written.update(opt_noise={"scale": est.opt_noise_.attrs["scale"], "n_starts": opt_noise,
                                   "sd": _as_dict(est.opt_noise_)})

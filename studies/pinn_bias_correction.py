@@ -223,10 +223,8 @@ def summarize_rounds():
             true = np.array([float(r[f"{p}_true"]) for r in rows])
             for k in range(n_rounds + 1):
                 col = f"{p}_hat" if k == 0 else f"{p}_corrected_r{k}"
-                e = np.array([float(r[col]) for r in rows]) / true - 1
-                out[f"{p}_round{k}_rel_bias"] = float(e.mean())
-                out[f"{p}_round{k}_rel_bias_mcse"] = float(e.std(ddof=1) / np.sqrt(len(e)))
-                out[f"{p}_round{k}_rel_rmse"] = float(np.sqrt(np.mean(e ** 2)))
+                _rel_errors(out, f"{p}_round{k}", np.array([float(r[col]) for r in rows]),
+                            true)
     (OUT / "pinn_bias_correction_rounds_summary.json").write_text(json.dumps(out, indent=1))
     return out
 
@@ -291,6 +289,15 @@ def _corrected_coverage(out, rows, other, methods):
                 for k in _KEPT})
 
 
+def _rel_errors(out, key, est, true):
+    """Relative bias (with its Monte Carlo s.e.) and RMSE of the estimates ``est`` against
+    ``true``, as ``{key}_rel_bias``, ``{key}_rel_bias_mcse`` and ``{key}_rel_rmse``."""
+    e = np.asarray(est) / true - 1
+    out[f"{key}_rel_bias"] = float(e.mean())
+    out[f"{key}_rel_bias_mcse"] = float(e.std(ddof=1) / np.sqrt(len(e)))
+    out[f"{key}_rel_rmse"] = float(np.sqrt(np.mean(e ** 2)))
+
+
 def _bias_surface(out, rows):
     """The estimated bias as a plane in (log D_hat, log r_hat), both relative to the truth:
     ``b = c + s_D log(D_hat / D) + s_r log(r_hat / r)``, by least squares across replicates.
@@ -298,33 +305,27 @@ def _bias_surface(out, rows):
     The one-variable slope of ``summarize`` misses the dependence when D_hat and r_hat are
     correlated (here they are, negatively): the intercept ``c`` is the bias the refits would
     estimate at the truth, to compare with the actual bias (at the mean fit the plane gives
-    the mean estimated bias, by construction). ``*_second_step_*`` is a prediction, not a
-    measurement: each
-    replicate's own estimate moved along the plane to its once-corrected estimate (what one
-    more round of refits, at the corrected estimate, would estimate on average), and the
-    relative bias of the estimate that shift gives.
+    the mean estimated bias, by construction). ``*_second_step_predicted_*`` is a
+    prediction, not a measurement: each replicate's bias re-read along the plane at its
+    once-corrected estimate (what one more round of refits there would estimate on average),
+    and the relative bias and RMSE of the estimate that bias gives.
     """
     z = {p: np.log(np.array([float(r[f"{p}_hat"]) / float(r[f"{p}_true"]) for r in rows]))
          for p in PARAMS}
+    b = {p: np.array([float(r[f"{p}_log_bias"]) for r in rows]) for p in PARAMS}
     X = np.column_stack([np.ones(len(rows)), z["D"], z["r"]])
     cov_x = np.linalg.inv(X.T @ X)
+    terms = ("at_truth", "slope_logD", "slope_logr")
     for p in PARAMS:
-        b = np.array([float(r[f"{p}_log_bias"]) for r in rows])
-        coef, *_ = np.linalg.lstsq(X, b, rcond=None)
-        resid = b - X @ coef
-        se = np.sqrt(np.diag(cov_x) * (resid @ resid) / (len(b) - X.shape[1]))
-        terms = ("at_truth", "slope_logD", "slope_logr")
+        coef, *_ = np.linalg.lstsq(X, b[p], rcond=None)
+        resid = b[p] - X @ coef
+        se = np.sqrt(np.diag(cov_x) * (resid @ resid) / (len(resid) - X.shape[1]))
         out[f"{p}_log_bias_plane"] = dict(zip(terms, map(float, coef), strict=True))
         out[f"{p}_log_bias_plane_se"] = dict(zip(terms, map(float, se), strict=True))
-    # one more round, predicted: every parameter corrected once, the bias re-read there
-    once = {p: -np.array([float(r[f"{p}_log_bias"]) for r in rows]) for p in PARAMS}
-    for p in PARAMS:
-        c = out[f"{p}_log_bias_plane"]
-        b = -once[p]
-        b2 = b + c["slope_logD"] * once["D"] + c["slope_logr"] * once["r"]
-        e = np.exp(z[p] - b2) - 1
-        out[f"{p}_second_step_predicted_rel_bias"] = float(e.mean())
-        out[f"{p}_second_step_predicted_rel_rmse"] = float(np.sqrt(np.mean(e ** 2)))
+        # one more round, predicted: the once-corrected estimate moved every parameter by
+        # -b on the log scale; the plane re-reads the bias there
+        b2 = b[p] - coef[1] * b["D"] - coef[2] * b["r"]
+        _rel_errors(out, f"{p}_second_step_predicted", np.exp(z[p] - b2), 1.0)
 
 
 def summarize():
@@ -340,12 +341,8 @@ def summarize():
         true = np.array([float(r[f"{p}_true"]) for r in rows])
         hat = np.array([float(r[f"{p}_hat"]) for r in rows])
         b = np.array([float(r[f"{p}_log_bias"]) for r in rows])
-        corr = hat * np.exp(-b)
-        for name, est in (("uncorrected", hat), ("corrected", corr)):
-            e = est / true - 1
-            out[f"{p}_{name}_rel_bias"] = float(e.mean())
-            out[f"{p}_{name}_rel_bias_mcse"] = float(e.std(ddof=1) / np.sqrt(len(e)))
-            out[f"{p}_{name}_rel_rmse"] = float(np.sqrt(np.mean(e ** 2)))
+        _rel_errors(out, f"{p}_uncorrected", hat, true)
+        _rel_errors(out, f"{p}_corrected", hat * np.exp(-b), true)
         out[f"{p}_log_bias_mean"] = float(b.mean())
         out[f"{p}_log_bias_sd"] = float(b.std(ddof=1))
         # does the estimated bias change with the fit? b(theta) = b0 + s (log theta - log

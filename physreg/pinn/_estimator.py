@@ -60,6 +60,12 @@ __all__ = ["PINNEstimator"]
 _WALD_COVERAGE = "22% (D) and 46% (r)"   # studies/results/coverage_pinn_heat_wald_summary.json
 
 
+def _check_counts(**counts):
+    """Raise if any of ``counts`` (name=value) is not a positive integer."""
+    for name, v in counts.items():
+        if not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+
 class PINNEstimator(ReactionDiffusionEstimator):
     """Physics-regularised PINN: network weights and parameters fitted jointly (jinns network).
 
@@ -138,7 +144,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
     on its iteration budget before that (``converged_`` was False on all 33 fits of the
     coverage runs at the defaults, ``studies/coverage_pinn.py``) without this being a failure: judge a fit by
     ``history_``, the residual check and, where it matters, a longer ``n_lbfgs``.
-    After :meth:`correct_bias`: ``bias_``, ``bias_refits_``, ``params_corrected_`` (the
+    After :meth:`correct_bias`: ``bias_``, ``bias_rounds_``, ``bias_refits_``,
+    ``params_corrected_`` (the
     penalised objective's bias, estimated by cold refits on solver-simulated data, removed).
     After :meth:`optimisation_noise`: ``opt_noise_``, ``opt_noise_fits_`` (the estimate's
     spread over cold refits of the same data; ``confidence_intervals(..., opt_noise=True)``).
@@ -210,10 +217,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
         return float(self.lambda_pde)
 
     def _check_hyperparameters(self):
-        for name in ("width", "depth", "modes", "n_collocation", "n_restarts", "n_boot"):
-            v = getattr(self, name)
-            if not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        _check_counts(**{name: getattr(self, name) for name in (
+            "width", "depth", "modes", "n_collocation", "n_restarts", "n_boot")})
         for name in ("n_adam", "n_lbfgs", "refit_lbfgs"):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or v < 0:
@@ -641,8 +646,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         self.
         """
         check_is_fitted(self, "params_")
-        if not isinstance(n_starts, int | np.integer) or n_starts < 1:
-            raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}.")
+        _check_counts(n_starts=n_starts)
         rng = np.random.default_rng(self.random_state if random_state is None
                                     else random_state)
         # a child stream: not the random states correct_bias draws from the same seed
@@ -698,10 +702,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
         available: the interval shifted by ``-bias_`` on the unconstrained scale. Returns self.
         """
         check_is_fitted(self, "params_")
-        if not isinstance(n_sim, int | np.integer) or n_sim < 1:
-            raise ValueError(f"n_sim must be a positive integer, got {n_sim!r}.")
-        if not isinstance(n_rounds, int | np.integer) or n_rounds < 1:
-            raise ValueError(f"n_rounds must be a positive integer, got {n_rounds!r}.")
+        _check_counts(n_sim=n_sim, n_rounds=n_rounds)
         if isinstance(self.model_.initial, FirstObservation) or self.free_initial:
             # measured on the bundled 1-D data (tests/test_pinn_estimator.py): started from
             # the PINN's own u(t0), whose far field holds values of 0.2-1% (the noisy first
