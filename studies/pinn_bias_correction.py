@@ -180,6 +180,11 @@ def replicate_rounds(seed, n_sim, n_rounds):
         corrected = est._params_at(z_hat - b, "corrected")
         for p in PARAMS:
             row[f"{p}_corrected_r{k}"] = float(corrected.sel(param=p))
+    # every fitted parameter, to see which ones move the bias between rounds
+    for q in est.bias_rounds_["param"].values:
+        row[f"hat_{q}"] = float(est.params_.sel(param=q))
+        for k, b in enumerate(est.bias_rounds_.sel(param=q).values, start=1):
+            row[f"bias_r{k}_{q}"] = float(b)
     return row
 
 
