@@ -250,10 +250,12 @@ def _all_params_by_round(out, rows, n_rounds):
     truths = [physreg.datasets.truth_of(physreg.datasets.make_fisher_kpp_1d(
         random_state=int(r["seed"]))) for r in rows]
     out["all_params_n_replicates"] = len(rows)
+    ratios = {}
     for q in names:
         hat = np.array([float(r[f"hat_{q}"]) for r in rows])
         true = np.array([t[q] for t in truths])
         _rel_errors(out, f"{q}_all_round0", hat, true)
+        ratios[q] = [hat / true]
         for k in range(1, n_rounds + 1):
             b = np.array([float(r[f"bias_r{k}_{q}"]) for r in rows])
             out[f"{q}_bias_r{k}_mean"] = float(b.mean())
@@ -261,6 +263,33 @@ def _all_params_by_round(out, rows, n_rounds):
                                           if b.size > 1 else float("nan"))
             corrected = hat - b if q in _IDENTITY else hat * np.exp(-b)
             _rel_errors(out, f"{q}_all_round{k}", corrected, true)
+            ratios[q].append(corrected / true)
+    _plot_rounds(ratios, OUT / "pinn_bias_correction_rounds.png")
+
+
+def _plot_rounds(ratios, path):
+    """Estimate / truth of each parameter after each round: one line per replicate, the
+    mean with its Monte Carlo s.e. in black."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ratios), figsize=(2.3 * len(ratios), 3.2))
+    for ax, (q, by_round) in zip(axes, ratios.items(), strict=True):
+        v = np.array(by_round)                       # (round, replicate)
+        k = np.arange(v.shape[0])
+        ax.plot(k, v, color="tab:blue", alpha=0.25, lw=0.8)
+        ax.errorbar(k, v.mean(axis=1), yerr=v.std(axis=1, ddof=1) / np.sqrt(v.shape[1]),
+                    color="k", marker="o", capsize=3)
+        ax.axhline(1.0, color="tab:red", lw=1)
+        ax.set_xticks(k, ["fit"] + [f"r{j}" for j in k[1:]])
+        ax.set_title(q)
+    axes[0].set_ylabel("estimate / truth")
+    fig.suptitle(f"iterated bias correction, {v.shape[1]} replicates", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def compare_estimator():
