@@ -261,6 +261,10 @@ def _all_params_by_round(out, rows, n_rounds):
             out[f"{q}_bias_r{k}_mean"] = float(b.mean())
             out[f"{q}_bias_r{k}_mcse"] = (float(b.std(ddof=1) / np.sqrt(b.size))
                                           if b.size > 1 else float("nan"))
+            if k > 1:           # paired: the same replicates' bias one round earlier
+                d = b - np.array([float(r[f"bias_r{k - 1}_{q}"]) for r in rows])
+                out[f"{q}_bias_change_r{k}_mean"] = float(d.mean())
+                out[f"{q}_bias_change_r{k}_mcse"] = float(d.std(ddof=1) / np.sqrt(d.size))
             corrected = hat - b if q in _IDENTITY else hat * np.exp(-b)
             _rel_errors(out, f"{q}_all_round{k}", corrected, true)
             ratios[q].append(corrected / true)
