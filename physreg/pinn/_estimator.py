@@ -691,9 +691,11 @@ class PINNEstimator(ReactionDiffusionEstimator):
         corrected by round ``k``, ``z_hat - b_k``, and re-reads the bias there,
         ``b_{k+1} = mean_j z_j - (z_hat - b_k)``; the last round's bias is used. It matters
         when the bias changes with the parameters: on the 1-D yardstick D's bias is stronger
-        at the truth than at the (low) fit, and one round removes 78% of it
-        (``studies/pinn_bias_correction.py``, ``D_log_bias_plane*``). Each round costs
-        ``n_sim`` fits and brings its own Monte Carlo noise.
+        at the truth than at the (low) fit, where the PINN's introduction is wider. Measured
+        there (``studies/pinn_bias_correction.py --n-rounds 2``, 38 replicates, ``n_sim=4``):
+        D's relative bias -9.3% at the fit, -3.2% after one round, -1.5% after two (MC s.e.
+        about 1%); RMSE 10.6%, 7.0%, 6.8%; shifted profile coverage 0.84, 0.95, 0.97. Each
+        round costs ``n_sim`` fits and brings its own Monte Carlo noise.
 
         Sets ``bias_`` (param; unconstrained scale), ``bias_rounds_`` (round, param: each
         round's bias), ``bias_refits_`` (replicate, param; the last round's refits'
