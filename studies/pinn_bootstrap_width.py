@@ -21,7 +21,7 @@ If the two add up, ``sd_boot^2 + sd_opt^2`` should match the estimate's variance
 replicates (read from ``pinn_bias_correction.csv``, 100 replicates, and the bootstrap CSV).
 
     python studies/pinn_bootstrap_width.py --seeds 1000,1001,1002 --n-starts 5 --refit-check 20
-    python studies/pinn_bootstrap_width.py --replicates 39 --n-starts 4 [--max-minutes M]
+    python studies/pinn_bootstrap_width.py --replicates 39 --n-starts 4 [--max-minutes M] [--shard i/n]
 
 Rows go to ``studies/results/pinn_bootstrap_width.csv`` (one per fit) and the summary to
 ``pinn_bootstrap_width.json``. The second command fits each of the bootstrap run's first
@@ -233,6 +233,7 @@ def main():
                          "replicate's noise, as optimisation_noise(n_starts - 1) measures it")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="start no new seed after this many minutes (rerun to resume)")
+    ap.add_argument("--shard", default="0/1", help="i/n: the seeds with index %% n == i")
     a = ap.parse_args()
     if a.n_starts < 2:
         ap.error("--n-starts must be >= 2 (a within-data-set sd needs two fits)")
@@ -241,6 +242,8 @@ def main():
     first = 0
     if a.replicates:      # the bootstrap run's seeds; start 0 is its fit (random_state = seed)
         seeds, first = sorted(int(s) for s in pd.read_csv(BOOT_CSV).seed)[: a.replicates], 1
+    i, n = (int(v) for v in a.shard.split("/"))
+    seeds = seeds[i::n]
     done = set()
     if CSV.exists():
         done = {(int(r.seed), int(r.start)) for r in pd.read_csv(CSV).itertuples()}
