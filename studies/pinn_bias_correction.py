@@ -210,6 +210,11 @@ def replicate_rounds(seed, n_sim, n_rounds):
     return row
 
 
+# the estimator's unconstrained scale (physreg.model: ``identity`` for r and the introduction's
+# position, ``log`` for the positive parameters, nuisance ones included)
+_IDENTITY = ("r", "ic_x")
+
+
 def summarize_rounds():
     """Bias, RMSE and shifted profile coverage of the estimate after each round (rows of
     ``--n-rounds``), next to the uncorrected one on the same seeds. The profile interval of
@@ -236,12 +241,12 @@ def summarize_rounds():
             r[f"{p}_profile_lo"], r[f"{p}_profile_hi"] = lo, hi
             for k in range(1, n_rounds + 1):
                 c = float(r[f"{p}_corrected_r{k}"])
-                if p == "D":
-                    r[f"{p}_profile_r{k}_lo"], r[f"{p}_profile_r{k}_hi"] = (
-                        lo * c / hat, hi * c / hat)
-                else:
+                if p in _IDENTITY:
                     r[f"{p}_profile_r{k}_lo"], r[f"{p}_profile_r{k}_hi"] = (
                         lo + c - hat, hi + c - hat)
+                else:
+                    r[f"{p}_profile_r{k}_lo"], r[f"{p}_profile_r{k}_hi"] = (
+                        lo * c / hat, hi * c / hat)
     if rows:
         cov = coverage_summary(rows, PARAMS, names)
         out.update({f"{p}_{n}_{k}": cov[f"{p}_{n}_{k}"] for p in PARAMS for n in names
@@ -255,10 +260,6 @@ def summarize_rounds():
         _all_params_by_round(out, [r for r in rows if "hat_D" in r and r["hat_D"]], n_rounds)
     (OUT / "pinn_bias_correction_rounds_summary.json").write_text(json.dumps(out, indent=1))
     return out
-
-# the estimator's unconstrained scale (physreg.model: ``identity`` for r and the introduction's
-# position, ``log`` for the positive parameters, nuisance ones included)
-_IDENTITY = ("r", "ic_x")
 
 
 def _all_params_by_round(out, rows, n_rounds):
