@@ -281,17 +281,21 @@ def _all_params_by_round(out, rows, n_rounds):
         ratios[q] = [hat / true]
         for k in range(1, n_rounds + 1):
             b = np.array([float(r[f"bias_r{k}_{q}"]) for r in rows])
-            out[f"{q}_bias_r{k}_mean"] = float(b.mean())
-            out[f"{q}_bias_r{k}_mcse"] = (float(b.std(ddof=1) / np.sqrt(b.size))
-                                          if b.size > 1 else float("nan"))
+            _mean_mcse(out, f"{q}_bias_r{k}", b)
             if k > 1:           # paired: the same replicates' bias one round earlier
-                d = b - np.array([float(r[f"bias_r{k - 1}_{q}"]) for r in rows])
-                out[f"{q}_bias_change_r{k}_mean"] = float(d.mean())
-                out[f"{q}_bias_change_r{k}_mcse"] = float(d.std(ddof=1) / np.sqrt(d.size))
+                _mean_mcse(out, f"{q}_bias_change_r{k}",
+                           b - np.array([float(r[f"bias_r{k - 1}_{q}"]) for r in rows]))
             corrected = hat - b if q in _IDENTITY else hat * np.exp(-b)
             _rel_errors(out, f"{q}_all_round{k}", corrected, true)
             ratios[q].append(corrected / true)
     _plot_rounds(ratios, OUT / "pinn_bias_correction_rounds.png")
+
+
+def _mean_mcse(out, key, x):
+    """``{key}_mean`` and its Monte Carlo s.e. ``{key}_mcse`` (NaN from one value)."""
+    out[f"{key}_mean"] = float(np.mean(x))
+    out[f"{key}_mcse"] = (float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1
+                          else float("nan"))
 
 
 def _plot_rounds(ratios, path):
@@ -302,6 +306,7 @@ def _plot_rounds(ratios, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    n_rep = len(next(iter(ratios.values()))[0])
     fig, axes = plt.subplots(1, len(ratios), figsize=(2.3 * len(ratios), 3.2))
     for ax, (q, by_round) in zip(axes, ratios.items(), strict=True):
         v = np.array(by_round)                       # (round, replicate)
@@ -313,7 +318,7 @@ def _plot_rounds(ratios, path):
         ax.set_xticks(k, ["fit"] + [f"r{j}" for j in k[1:]])
         ax.set_title(q)
     axes[0].set_ylabel("estimate / truth")
-    fig.suptitle(f"iterated bias correction, {v.shape[1]} replicates", fontsize=10)
+    fig.suptitle(f"iterated bias correction, {n_rep} replicates", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -21,7 +21,8 @@ If the two add up, ``sd_boot^2 + sd_opt^2`` should match the estimate's variance
 replicates (read from ``pinn_bias_correction.csv``, 100 replicates, and the bootstrap CSV).
 
     python studies/pinn_bootstrap_width.py --seeds 1000,1001,1002 --n-starts 5 --refit-check 20
-    python studies/pinn_bootstrap_width.py --replicates 39 --n-starts 4 [--max-minutes M] [--shard i/n]
+    python studies/pinn_bootstrap_width.py --replicates 39 --n-starts 4 [--max-minutes M] \
+        [--shard i/n]
 
 Rows go to ``studies/results/pinn_bootstrap_width.csv`` (one per fit) and the summary to
 ``pinn_bootstrap_width.json``. The second command fits each of the bootstrap run's first
@@ -42,8 +43,8 @@ replicate's own noise (``per_replicate``, 57 replicates, seeds 1000-1056; sessio
 1029-1049 and 1054-1056 with ``--replicates 100 --max-minutes 22 --shard i/2``, 58 s per fit;
 pooled noise now 0.016, 174 degrees of freedom): basic 0.88 -> 0.91 (MC s.e. 0.038),
 percentile 0.81 -> 0.82; median width 19.5% -> 20.7% of the truth (the first 33 replicates
-gave basic 0.88 -> 0.94). With the pooled noise over all 100 bootstrap replicates (``what_if_pooled``, a
-diagnosis): basic 0.86 -> 0.88, percentile 0.79 -> 0.82. r: unchanged.
+gave basic 0.88 -> 0.94). With the pooled noise over all 100 bootstrap replicates
+(``what_if_pooled``, a diagnosis): basic 0.86 -> 0.88, percentile 0.79 -> 0.82. r: unchanged.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import numpy as np
 import pandas as pd
 from coverage_solver import coverage_summary
 from pinn_fit_1d import timed_fit
-from pinn_vs_solver import append_csv, pinn_initial
+from pinn_vs_solver import append_csv, pinn_initial, shard_of
 
 import physreg
 from physreg.inference import widen_for_noise
@@ -244,8 +245,7 @@ def main():
     first = 0
     if a.replicates:      # the bootstrap run's seeds; start 0 is its fit (random_state = seed)
         seeds, first = sorted(int(s) for s in pd.read_csv(BOOT_CSV).seed)[: a.replicates], 1
-    i, n = (int(v) for v in a.shard.split("/"))
-    seeds = seeds[i::n]
+    seeds = shard_of(seeds, a.shard)
     done = set()
     if CSV.exists():
         done = {(int(r.seed), int(r.start)) for r in pd.read_csv(CSV).itertuples()}

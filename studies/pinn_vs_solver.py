@@ -193,18 +193,23 @@ def read_rows():
         return list(csv.DictReader(f))
 
 
+def shard_of(seeds, shard="0/1"):
+    """The seeds of shard ``"i/n"``: those at index % n == i of ``seeds``."""
+    i, n = (int(v) for v in shard.split("/"))
+    return list(seeds)[i::n]
+
+
 def pending_seeds(path, first_seed, n_rep, shard="0/1", max_minutes=None):
     """The seeds ``first_seed .. first_seed + n_rep - 1`` still to run: those without a row in
     the CSV ``path``, of this process's shard (``"i/n"``: the seeds with index % n == i), until
     ``max_minutes`` have passed since the first call (then a message, and no more)."""
-    i, n = (int(v) for v in shard.split("/"))
     done = set()
     if Path(path).exists():
         with open(path) as f:
             done = {int(r["seed"]) for r in csv.DictReader(f)}
     t_start = time.perf_counter()
-    for k, seed in enumerate(range(first_seed, first_seed + n_rep)):
-        if seed in done or k % n != i:
+    for seed in shard_of(range(first_seed, first_seed + n_rep), shard):
+        if seed in done:
             continue
         if max_minutes is not None and time.perf_counter() - t_start > 60 * max_minutes:
             print("time budget spent; rerun to resume", flush=True)
@@ -287,12 +292,9 @@ def main():
     a = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     cfgs = configs(a)
-    i, n = (int(v) for v in a.shard.split("/"))
     t_start = time.perf_counter()
     if not a.summary_only:
-        for k, seed in enumerate(range(a.first_seed, a.first_seed + a.n_rep)):
-            if k % n != i:
-                continue
+        for seed in shard_of(range(a.first_seed, a.first_seed + a.n_rep), a.shard):
             done = {(r["method"], int(r["seed"])) for r in read_rows()
                     if r["config"] == cfgs[r["method"]]}
             todo = [m for m in ("solver", "pinn") if (m, seed) not in done]

@@ -60,11 +60,14 @@ __all__ = ["PINNEstimator"]
 _WALD_COVERAGE = "22% (D) and 46% (r)"   # studies/results/coverage_pinn_heat_wald_summary.json
 
 
-def _check_counts(**counts):
-    """Raise if any of ``counts`` (name=value) is not a positive integer."""
+def _check_counts(minimum=1, **counts):
+    """Raise if any of ``counts`` (name=value) is not an integer >= ``minimum`` (1: "positive",
+    0: "non-negative")."""
+    what = {0: "non-negative", 1: "positive"}[minimum]
     for name, v in counts.items():
-        if not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        if not isinstance(v, int | np.integer) or v < minimum:
+            raise ValueError(f"{name} must be a {what} integer, got {v!r}.")
+
 
 class PINNEstimator(ReactionDiffusionEstimator):
     """Physics-regularised PINN: network weights and parameters fitted jointly (jinns network).
@@ -219,10 +222,8 @@ class PINNEstimator(ReactionDiffusionEstimator):
     def _check_hyperparameters(self):
         _check_counts(**{name: getattr(self, name) for name in (
             "width", "depth", "modes", "n_collocation", "n_restarts", "n_boot")})
-        for name in ("n_adam", "n_lbfgs", "refit_lbfgs"):
-            v = getattr(self, name)
-            if not isinstance(v, int | np.integer) or v < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {v!r}.")
+        _check_counts(minimum=0, **{name: getattr(self, name)
+                                    for name in ("n_adam", "n_lbfgs", "refit_lbfgs")})
         for name in ("lambda_pde", "lambda_ic", "lambda_bc", "learning_rate"):
             v = getattr(self, name)
             if name == "lambda_pde" and isinstance(v, str) and v == "auto":
