@@ -163,8 +163,11 @@ class ReactionDiffusionEstimator(BaseEstimator):
         self.obs_ = validate_observations(obs, self.target, extras=self.extras,
                                           domain=domain.as_dict())
         lik = get_observation_model(self.likelihood)
-        lik.validate(self.obs_.value, {k: v for k, v in self.obs_.extras.items()
-                                       if k in EXTRAS_KEYS})
+        extras = {k: v for k, v in self.obs_.extras.items() if k in EXTRAS_KEYS}
+        # expected values, not draws (PINNEstimator.correct_bias(data="expected")) skip the
+        # model's checks of the values (integer counts...)
+        lik.validate(self.obs_.value, extras,
+                     draws=not getattr(self, "_expected_values", False))
         self.likelihood_ = lik
         model = ReactionDiffusion(
             domain=domain, D=Link("log", tuple(self.diffusion_covariates)),

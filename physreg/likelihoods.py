@@ -263,8 +263,11 @@ class ObservationModel(abc.ABC):
 
     # -- data checks ---------------------------------------------------------------------------
 
-    def validate(self, y: np.ndarray, extras: dict) -> None:
+    def validate(self, y: np.ndarray, extras: dict, draws: bool = True) -> None:
         """Check observations and extras for this model.
+
+        ``draws=False`` says ``y`` holds expected values (fractional counts, say), not draws
+        from the model: only the extras and finiteness are checked.
 
         Raises
         ------
@@ -282,7 +285,9 @@ class ObservationModel(abc.ABC):
             values = _finite_values(_extra(extras, key, shape, 0.0), f"extras[{key!r}]")
             if key == "offset" and np.any(values <= 0):
                 raise ValueError("extras['offset'] must be positive (an effort or area).")
-        self._validate(np.asarray(y, dtype=float), _finite_values(y), extras)
+        finite = _finite_values(y)
+        if draws:
+            self._validate(np.asarray(y, dtype=float), finite, extras)
 
     @abc.abstractmethod
     def _validate(self, y_full: np.ndarray, y: np.ndarray, extras: dict) -> None:

@@ -110,7 +110,6 @@ import physreg
 OUT = Path(__file__).parent / "results"
 CSV = OUT / "pinn_bias_correction.csv"
 CSV_EST = OUT / "pinn_bias_correction_estimator.csv"
-CSV_ROUNDS = OUT / "pinn_bias_correction_rounds.csv"
 PROFILE_CSV = OUT / "coverage_pinn_heat_profile_lam300_resample.csv"
 BOOTSTRAP_CSV = OUT / "coverage_pinn_heat_bootstrap_lam300_resample.csv"
 PARAMS = ("D", "r")
@@ -160,16 +159,17 @@ def replicate(seed, n_sim):
     return row
 
 
-def _corrected_estimator(seed, n_sim, n_rounds=1):
+def _corrected_estimator(seed, n_sim, n_rounds=1, data="simulated"):
     """Seed ``seed``'s data fitted by the estimator (defaults, ``random_state=seed``) and
-    corrected by ``correct_bias``: the estimator, the truth and the seconds taken."""
+    corrected by ``correct_bias(n_sim, n_rounds=n_rounds, data=data)``: the estimator, the
+    truth and the seconds taken."""
     t_start = time.perf_counter()
     ds = physreg.datasets.make_fisher_kpp_1d(random_state=seed)
     est = physreg.PINNEstimator(**pinn_initial("heat", ds), random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(ds)
-        est.correct_bias(n_sim=n_sim, n_rounds=n_rounds)
+        est.correct_bias(n_sim=n_sim, n_rounds=n_rounds, data=data)
     return est, physreg.datasets.truth_of(ds), time.perf_counter() - t_start
 
 
@@ -189,10 +189,11 @@ def replicate_via_estimator(seed, n_sim):
     return row
 
 
-def replicate_rounds(seed, n_sim, n_rounds):
-    """The iterated correction, ``PINNEstimator.correct_bias(n_sim, n_rounds=n_rounds)``:
-    the estimate corrected by each round's bias (round 1 is the one-round correction)."""
-    est, truth, seconds = _corrected_estimator(seed, n_sim, n_rounds)
+def replicate_rounds(seed, n_sim, n_rounds, data="simulated"):
+    """The iterated correction, ``PINNEstimator.correct_bias(n_sim, n_rounds=n_rounds,
+    data=data)``: the estimate corrected by each round's bias (round 1 is the one-round
+    correction)."""
+    est, truth, seconds = _corrected_estimator(seed, n_sim, n_rounds, data)
     z_hat = np.asarray(est.z_)
     row = {"seed": seed, "n_sim": n_sim, "n_rounds": n_rounds, "seconds": seconds}
     for p in PARAMS:
@@ -215,15 +216,23 @@ def replicate_rounds(seed, n_sim, n_rounds):
 _IDENTITY = ("r", "ic_x")
 
 
-def summarize_rounds():
+def rounds_stem(data="simulated"):
+    """File stem of the ``--n-rounds`` results: ``pinn_bias_correction_rounds`` (simulated
+    refit data) or ``pinn_bias_correction_expected`` (``--data expected``)."""
+    return "pinn_bias_correction_" + ("rounds" if data == "simulated" else data)
+
+
+def summarize_rounds(data="simulated"):
     """Bias, RMSE and shifted profile coverage of the estimate after each round (rows of
-    ``--n-rounds``), next to the uncorrected one on the same seeds. The profile interval of
+    ``--n-rounds``, or of ``--data expected``), next to the uncorrected one on the same seeds. The profile interval of
     the same seed (``coverage_pinn.py``) is shifted as ``confidence_intervals(...,
     bias_corrected=True)`` shifts it: by the ratio corrected / fit for D (log scale), by
     the difference for r (natural scale)."""
-    if not CSV_ROUNDS.exists():
+    stem = rounds_stem(data)
+    path = OUT / f"{stem}.csv"
+    if not path.exists():
         return {}
-    with open(CSV_ROUNDS) as f:
+    with open(path) as f:
         rows = [dict(r) for r in csv.DictReader(f)]
     prof = _interval_rows(PROFILE_CSV)
     rows = [r for r in rows if int(r["seed"]) in prof]
@@ -257,12 +266,46 @@ def summarize_rounds():
                 col = f"{p}_hat" if k == 0 else f"{p}_corrected_r{k}"
                 _rel_errors(out, f"{p}_round{k}", np.array([float(r[col]) for r in rows]),
                             true)
-        _all_params_by_round(out, [r for r in rows if "hat_D" in r and r["hat_D"]], n_rounds)
-    (OUT / "pinn_bias_correction_rounds_summary.json").write_text(json.dumps(out, indent=1))
+        _all_params_by_round(out, [r for r in rows if "hat_D" in r and r["hat_D"]], n_rounds,
+                             OUT / f"{stem}.png")
+    if data != "simulated" and rows:
+        _paired_with_simulated(out, rows, n_rounds)
+    (OUT / f"{stem}_summary.json").write_text(json.dumps(out, indent=1))
     return out
 
 
-def _all_params_by_round(out, rows, n_rounds):
+def _paired_with_simulated(out, rows, n_rounds):
+    """The same seeds' estimates after each round with simulated refit data
+    (``pinn_bias_correction_rounds.csv``): the fits are the same (same seed, same
+    ``random_state``: ``{p}_hat_max_rel_diff`` checks it), so the difference of the corrected
+    estimates (``{p}_round{k}_minus_simulated``, on the unconstrained scale, with its Monte
+    Carlo s.e.) and the errors of both on the common seeds compare the two corrections."""
+    path = OUT / f"{rounds_stem()}.csv"
+    if not path.exists():
+        return
+    with open(path) as f:
+        sim = {int(r["seed"]): r for r in csv.DictReader(f)}
+    common = [r for r in rows if int(r["seed"]) in sim]
+    out["paired_with_simulated_n"] = len(common)
+    if len(common) < 2:
+        return
+    n = min(n_rounds, min(int(sim[int(r["seed"])]["n_rounds"]) for r in common))
+    for p in PARAMS:
+        scale = (lambda v: v) if p in _IDENTITY else np.log
+        true = np.array([float(r[f"{p}_true"]) for r in common])
+        hat = np.array([float(r[f"{p}_hat"]) for r in common])
+        hat_sim = np.array([float(sim[int(r["seed"])][f"{p}_hat"]) for r in common])
+        out[f"{p}_hat_max_rel_diff"] = float(np.max(np.abs(hat / hat_sim - 1)))
+        for k in range(1, n + 1):
+            col = f"{p}_corrected_r{k}"
+            mine = np.array([float(r[col]) for r in common])
+            theirs = np.array([float(sim[int(r["seed"])][col]) for r in common])
+            _mean_mcse(out, f"{p}_round{k}_minus_simulated", scale(mine) - scale(theirs))
+            _rel_errors(out, f"{p}_round{k}_paired", mine, true)
+            _rel_errors(out, f"{p}_round{k}_paired_simulated", theirs, true)
+
+
+def _all_params_by_round(out, rows, n_rounds, figure):
     """Every fitted parameter (rows with the ``hat_*`` and ``bias_r*_*`` columns): its mean
     bias on the unconstrained scale in each round (``{q}_bias_r{k}_mean``, ``_mcse``) and the
     relative error of the estimate after each round against the truth of the data generator
@@ -288,7 +331,7 @@ def _all_params_by_round(out, rows, n_rounds):
             corrected = hat - b if q in _IDENTITY else hat * np.exp(-b)
             _rel_errors(out, f"{q}_all_round{k}", corrected, true)
             ratios[q].append(corrected / true)
-    _plot_rounds(ratios, OUT / "pinn_bias_correction_rounds.png")
+    _plot_rounds(ratios, figure)
 
 
 def _mean_mcse(out, key, x):
@@ -487,6 +530,10 @@ def main():
     ap.add_argument("--n-rounds", type=int, default=1,
                     help="> 1: the iterated correction through PINNEstimator.correct_bias "
                          "(rows to pinn_bias_correction_rounds.csv)")
+    ap.add_argument("--data", choices=("simulated", "expected"), default="simulated",
+                    help="with --n-rounds: correct_bias(data=...); 'expected' refits the "
+                         "solver's noise-free expected values (rows to "
+                         "pinn_bias_correction_expected.csv)")
     ap.add_argument("--via-estimator", action="store_true",
                     help="run the replicates through PINNEstimator.correct_bias instead (rows "
                          "to pinn_bias_correction_estimator.csv) and compare with the script")
@@ -496,14 +543,15 @@ def main():
     if a.n_rounds < 1:
         ap.error("--n-rounds must be >= 1")
     OUT.mkdir(exist_ok=True)
-    if a.n_rounds > 1:
-        for seed in pending_seeds(CSV_ROUNDS, a.first_seed, a.n_rep, a.shard, a.max_minutes):
-            row = replicate_rounds(seed, a.n_sim, a.n_rounds)
-            append_csv(CSV_ROUNDS, [row], list(row))
+    if a.n_rounds > 1 or a.data == "expected":
+        path = OUT / f"{rounds_stem(a.data)}.csv"
+        for seed in pending_seeds(path, a.first_seed, a.n_rep, a.shard, a.max_minutes):
+            row = replicate_rounds(seed, a.n_sim, a.n_rounds, a.data)
+            append_csv(path, [row], list(row))
             print(f"seed {seed}: {row['seconds']:.0f} s  D {row['D_hat']:.4f} -> "
                   + " -> ".join(f"{row[f'D_corrected_r{k}']:.4f}"
                                 for k in range(1, a.n_rounds + 1)), flush=True)
-        print(json.dumps(summarize_rounds(), indent=1))
+        print(json.dumps(summarize_rounds(a.data), indent=1))
         return
     if a.via_estimator:
         for seed in pending_seeds(CSV_EST, a.first_seed, a.n_rep, a.shard, a.max_minutes):

@@ -189,6 +189,26 @@ def forward_check(est, obs, cov, kappa, true) -> dict:
     return out
 
 
+def refits_at_truth(est, truth, k) -> dict:
+    """``k`` cold refits (the fit's settings, random states 11, 12, ...) on the expected
+    counts of the finite-volume solution at the truth, as ``correct_bias(data="expected")``
+    refits them at an estimate: the PINN's estimate from noise-free data, its deterministic
+    bias (the refits differ only by the PINN's random numbers)."""
+    names = list(est.space_.free)
+    z = np.asarray(est.space_.to_unconstrained(np.array([truth[n] for n in names])))
+    prob = est._solver_twin().problem_
+    nuis = {n: truth[n] for n in est.likelihood_.nuisance_names()}
+    y = np.asarray(est.likelihood_.mean(prob.mu(z), nuis, prob.extras))
+    tt = time.perf_counter()
+    zs, _ = est._cold_fits(np.broadcast_to(y, (k, *y.shape)), np.arange(11, 11 + k),
+                           "refits at the truth", hold=nuis, z_held=z)
+    refits = np.asarray(est.space_.to_user(zs))
+    return {"seconds": time.perf_counter() - tt,
+            "refits": {n: refits[:, i].tolist() for i, n in enumerate(names)},
+            "log_bias": dict(zip(names, (np.nanmean(zs, axis=0) - z).tolist(), strict=True)),
+            "sd": dict(zip(names, np.nanstd(zs, axis=0, ddof=1).tolist(), strict=True))}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--initial", choices=("gaussian", "free"), default="free")
@@ -201,6 +221,12 @@ def main():
     ap.add_argument("--bias-correction", type=int, default=0, metavar="K",
                     help="after the fit, PINNEstimator.correct_bias(n_sim=K) (--initial "
                          "gaussian): K cold refits on data simulated by the solver twin")
+    ap.add_argument("--bias-data", choices=("simulated", "expected"), default="simulated",
+                    help="correct_bias(data=...): refit simulated draws or the expected counts")
+    ap.add_argument("--bias-rounds", type=int, default=1, help="correct_bias(n_rounds=...)")
+    ap.add_argument("--at-truth", type=int, default=0, metavar="K",
+                    help="after the fit, K cold refits on the expected counts at the truth "
+                         "(no noise): where the PINN lands from perfect data, a diagnosis")
     ap.add_argument("--solver-profile", default=None, metavar="D1,D2,...",
                     help="instead of a PINN fit: the solver NLL with D fixed at these values")
     a = ap.parse_args()
@@ -210,6 +236,8 @@ def main():
         solver_profile([float(v) for v in a.solver_profile.split(",")], obs, cov, truth["kappa"])
         return
     opts = parse_options(a.opt)
+    if (a.at_truth or a.bias_correction) and a.initial != "gaussian":
+        ap.error("--at-truth and --bias-correction need --initial gaussian")
     if a.forward_check:
         if a.initial != "gaussian":
             ap.error("--forward-check needs --initial gaussian")
@@ -232,10 +260,13 @@ def main():
         tt = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.correct_bias(n_sim=a.bias_correction)
+            est.correct_bias(n_sim=a.bias_correction, data=a.bias_data,
+                             n_rounds=a.bias_rounds)
         pc = as_dict(est.params_corrected_)
         row["bias_correction"] = {
-            "n_sim": a.bias_correction, "seconds": time.perf_counter() - tt,
+            "n_sim": a.bias_correction, "data": a.bias_data, "n_rounds": a.bias_rounds,
+            "seconds": time.perf_counter() - tt,
+            "bias_by_round": est.bias_rounds_.values.tolist(),
             "bias_unconstrained": as_dict(est.bias_),
             "refits": {str(n): est.bias_refits_.sel(param=n).values.tolist()
                        for n in est.bias_refits_.param.values},
@@ -243,6 +274,8 @@ def main():
             "rel_error": {k: pc[k] / truth[k] - 1 for k in COEFS if k in pc},
             "within_10pct": {k: abs(pc[k] / truth[k] - 1) <= 0.10 for k in COEFS if k in pc},
             "rel_to_solver": {k: pc[k] / ref[k] - 1 for k in COEFS if k in pc and k in ref}}
+    if a.at_truth:
+        row["at_truth"] = refits_at_truth(est, truth, a.at_truth)
     if a.forward_check:
         row["forward_rel_l2"] = forward_check(est, obs, cov, truth["kappa"], opts["fixed"])
     append_row("pinn_fit_2d", row, indent=1)

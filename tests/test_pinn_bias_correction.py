@@ -12,6 +12,7 @@ import physreg
 
 SMALL = dict(initial="gaussian", t0=0.0, hard_ic="heat", width=16, depth=2, modes=6,
              n_collocation=256, n_adam=600, n_lbfgs=600, random_state=0)
+BIAS_EXPECTED_TOL = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +118,28 @@ def test_correct_bias_rounds_iterate_from_the_corrected_estimate(fitted):
         np.asarray(est.space_.to_unconstrained(jnp.asarray(
             est.params_corrected_.sel(param=list(est.space_.free)).values))),
         z_hat - b2, rtol=1e-8, atol=1e-10)
+
+def test_correct_bias_from_expected_values(fitted):
+    """data="expected": the refits fit the observation model's mean at the estimate (no
+    noise), with the nuisance sigma held there; they differ only by their random states."""
+    est = fitted
+    with pytest.raises(ValueError, match="data must be"):
+        est.correct_bias(n_sim=2, data="mean")
+    est.correct_bias(n_sim=2, random_state=3, data="expected")
+    names = list(est.space_.free)
+    assert est.bias_.attrs["data"] == "expected" and "sigma" in names
+    refits = est.bias_refits_
+    assert refits.shape == (2, len(names)) and np.isfinite(refits.values).all()
+    # sigma held at the estimate: no bias read for it; the others refitted cold
+    np.testing.assert_allclose(refits.sel(param="sigma").values,
+                               float(est.params_.sel(param="sigma")), rtol=1e-10)
+    assert float(est.bias_.sel(param="sigma")) == pytest.approx(0.0, abs=1e-12)
+    assert not np.allclose(refits.sel(param="D").values[0], refits.sel(param="D").values[1])
+    b = np.mean(np.log(refits.sel(param="D").values)) - np.log(float(est.params_.sel(param="D")))
+    assert float(est.bias_.sel(param="D")) == pytest.approx(b, rel=1e-10, abs=1e-12)
+    # noise-free data at the estimate: the refits come back near it (the PINN's pull only)
+    assert abs(b) < BIAS_EXPECTED_TOL, b
+
 
 def test_widen_for_noise():
     """Each end moves out so that a normal interval's sd becomes sqrt(sd0^2 + sd^2)."""
