@@ -150,6 +150,10 @@ def fit(
         help="with --bias-correction: rounds of the iterated correction, each simulating at "
              "the previous round's corrected estimate (PINNEstimator.correct_bias "
              "n_rounds).")] = 1,
+    bias_data: Annotated[str, typer.Option(
+        help="with --bias-correction: 'simulated' (refit noisy draws at the fit) or "
+             "'expected' (refit the noise-free expected values: the refits differ only by "
+             "the PINN's random numbers; PINNEstimator.correct_bias data).")] = "simulated",
     opt_noise: Annotated[int, typer.Option(
         help="--method pinn: widen the intervals for the PINN's optimisation noise, measured "
              "by this many cold refits of the same data (PINNEstimator.optimisation_noise). "
@@ -179,6 +183,10 @@ def fit(
     if bias_rounds < 1 or (bias_rounds > 1 and not bias_correction):
         raise typer.BadParameter("--bias-rounds takes a number of rounds >= 1, and more than "
                                  "one only with --bias-correction.")
+    if bias_data not in ("simulated", "expected") or (bias_data != "simulated"
+                                                       and not bias_correction):
+        raise typer.BadParameter("--bias-data is 'simulated' or 'expected', and 'expected' "
+                                 "only with --bias-correction.")
     if opt_noise < 0 or (opt_noise and method != "pinn"):
         raise typer.BadParameter("--opt-noise takes a number of refits >= 0, and only with "
                                  "--method pinn.")
@@ -192,7 +200,7 @@ def fit(
     t0 = time.perf_counter()
     est.fit(ds, covariates=cov)
     if bias_correction:
-        est.correct_bias(n_sim=bias_correction, n_rounds=bias_rounds)
+        est.correct_bias(n_sim=bias_correction, n_rounds=bias_rounds, data=bias_data)
     if opt_noise:
         est.optimisation_noise(n_starts=opt_noise)
     ci = est.confidence_intervals(level=level, method=interval,
@@ -204,7 +212,8 @@ def fit(
     if bias_correction:
         params = est.params_corrected_
         written.update(params=_as_dict(params), params_uncorrected=_as_dict(est.params_),
-                       bias={**{k: est.bias_.attrs[k] for k in ("scale", "n_sim", "n_rounds")},
+                       bias={**{k: est.bias_.attrs[k]
+                                for k in ("scale", "n_sim", "n_rounds", "data")},
                              "values": _as_dict(est.bias_)})
     if opt_noise:
         written.update(opt_noise={"scale": est.opt_noise_.attrs["scale"], "n_starts": opt_noise,

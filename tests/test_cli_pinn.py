@@ -46,6 +46,7 @@ def test_fit_method_pinn_bias_correction(nc_file, tmp_path):
     res = json.loads((out / "estimates.json").read_text())
     assert res["interval_method"] == "wald+bias-corrected+opt-noise"
     assert res["bias"]["n_sim"] == 1 and res["bias"]["n_rounds"] == 2
+    assert res["bias"]["data"] == "simulated"
     assert res["opt_noise"]["n_starts"] == 1 and res["opt_noise"]["sd"]["D"] > 0
     b = res["bias"]["values"]["D"]
     # the corrected estimate is the fit's with the bias removed (log scale for D)
@@ -58,6 +59,12 @@ def test_fit_method_pinn_bias_correction(nc_file, tmp_path):
     r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "pinn", "--bias-rounds", "2",
                                  "--out", str(tmp_path)])
     assert r.exit_code != 0 and "--bias-rounds" in r.output
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "pinn", "--bias-data",
+                                 "expected", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "--bias-data" in r.output
+    r = CliRunner().invoke(app, ["fit", str(nc_file), "--method", "pinn", "--bias-correction",
+                                 "1", "--bias-data", "mean", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "--bias-data" in r.output
     r = CliRunner().invoke(app, ["fit", str(nc_file), "--opt-noise", "2", "--out", str(tmp_path)])
     assert r.exit_code != 0 and "--opt-noise" in r.output
 
