@@ -647,12 +647,13 @@ class PINNEstimator(ReactionDiffusionEstimator):
         Why: the bootstrap refits start from the fitted network, so they resample the data
         but not the optimisation; their spread misses this part of the estimator's
         variability. On the 1-D yardstick (heat ansatz, lambda_pde 300, resampled points)
-        it is a log-sd of 0.016 for D, most of what the warm bootstrap misses (its sd 0.051
+        it is a log-sd of 0.0155 for D, most of what the warm bootstrap misses (its sd 0.051
         where the estimate's over replicates is 0.055), whose intervals of D were ~10% too
         narrow. ``confidence_intervals(..., bias_corrected=True, opt_noise=True)`` widens an
         interval by it (:func:`physreg.inference.widen_for_noise`): the basic bootstrap's
-        coverage of D went from 0.88 to 0.91 over 57 replicates
-        (``studies/pinn_bootstrap_width.py``). Cost: ``n_starts`` full PINN fits.
+        coverage of D (bias-corrected) went from 0.86 to 0.88 over 100 replicates
+        (``studies/pinn_bootstrap_width.py``), still short of 0.95: the corrected profile
+        intervals (0.96) remain the better choice there. Cost: ``n_starts`` full PINN fits.
 
         Sets ``opt_noise_`` (param; the sd, unconstrained scale) and ``opt_noise_fits_``
         (start, param; user units, start 0 the fit, NaN for a fit that diverged). Returns
