@@ -12,7 +12,6 @@ import physreg
 
 SMALL = dict(initial="gaussian", t0=0.0, hard_ic="heat", width=16, depth=2, modes=6,
              n_collocation=256, n_adam=600, n_lbfgs=600, random_state=0)
-BIAS_EXPECTED_TOL = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +136,9 @@ def test_correct_bias_from_expected_values(fitted):
     assert not np.allclose(refits.sel(param="D").values[0], refits.sel(param="D").values[1])
     b = np.mean(np.log(refits.sel(param="D").values)) - np.log(float(est.params_.sel(param="D")))
     assert float(est.bias_.sel(param="D")) == pytest.approx(b, rel=1e-10, abs=1e-12)
-    # noise-free data at the estimate: the refits come back near it (the PINN's pull only)
-    assert abs(b) < BIAS_EXPECTED_TOL, b
+    # noise-free data at the estimate: the refits show the PINN's pull alone, D low as with
+    # simulated draws (measured: -0.074 here; simulated draws with these seeds: -0.115)
+    assert -0.2 < b < -0.03, b
 
 
 def test_widen_for_noise():
