@@ -718,7 +718,11 @@ class PINNEstimator(ReactionDiffusionEstimator):
         of data and penalty); their bias is then 0. The refits then differ only by the PINN's
         own random numbers (``n_sim`` cold starts): the pull of the penalty at those
         parameters without the data's Monte Carlo noise, but also without the estimator's
-        small-sample bias under noise (first order only).
+        small-sample bias under noise (first order only). On the bundled 2-D data
+        (``studies/pinn_fit_2d.py``, Poisson counts, covariate in r) the refits of
+        simulated counts spread by 0.44 in log D, those of expected counts by 0.11; one
+        round with ``n_sim=6`` took D from -26% to +0.4% of the truth and r_elevation from
+        -14% to +7.9%.
 
         Sets ``bias_`` (param; unconstrained scale), ``bias_rounds_`` (round, param: each
         round's bias), ``bias_refits_`` (replicate, param; the last round's refits'
