@@ -267,7 +267,9 @@ class ObservationModel(abc.ABC):
         """Check observations and extras for this model.
 
         ``draws=False`` says ``y`` holds expected values (fractional counts, say), not draws
-        from the model: only the extras and finiteness are checked.
+        from the model, from a caller that vouches for them: only the shared checks are made
+        (known extras keys, their shapes, positive offsets, finite values), not the model's
+        own (integer counts, trials, known sd).
 
         Raises
         ------

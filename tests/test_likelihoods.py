@@ -338,6 +338,19 @@ def test_validate_accepts_good_data_and_skips_missing():
     lk.Binomial().validate(np.array([2.0, np.nan]), {"trials": [3.0, 1.0]})
 
 
+def test_validate_expected_values_skips_the_models_own_checks():
+    """draws=False (PINNEstimator.correct_bias(data="expected")): fractional counts pass,
+    the shared checks still apply."""
+    lk.Poisson().validate(np.array([0.3, 2.5]), {}, draws=False)
+    lk.Binomial().validate(np.array([0.4, 2.7]), {"trials": [1.0, 3.0]}, draws=False)
+    with pytest.raises(ValueError, match="infinite"):
+        lk.Poisson().validate(np.array([0.3, np.inf]), {}, draws=False)
+    with pytest.raises(ValueError, match="unknown extras"):
+        lk.Poisson().validate(np.array([0.3, 2.5]), {"trial": [1.0, 1.0]}, draws=False)
+    with pytest.raises(ValueError, match="offset"):
+        lk.Poisson().validate(np.array([0.3, 2.5]), {"offset": [1.0, 0.0]}, draws=False)
+
+
 @pytest.mark.parametrize(
     "factory, match",
     [

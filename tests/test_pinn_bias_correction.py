@@ -118,6 +118,7 @@ def test_correct_bias_rounds_iterate_from_the_corrected_estimate(fitted):
             est.params_corrected_.sel(param=list(est.space_.free)).values))),
         z_hat - b2, rtol=1e-8, atol=1e-10)
 
+
 def test_correct_bias_from_expected_values(fitted):
     """data="expected": the refits fit the observation model's mean at the estimate (no
     noise), with the nuisance sigma held there; they differ only by their random states."""
