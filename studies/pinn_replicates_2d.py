@@ -17,6 +17,20 @@ RMSE and the share within 10% of the truth, for the fit, the corrected fit and t
 the same seeds) goes to ``pinn_replicates_2d_summary.json``.
 
     python studies/pinn_replicates_2d.py --n-rep 10 --n-sim 4 [--shard 0/2] [--max-minutes M]
+
+Measured (session 17: ``--n-rep 10 --n-sim 4 --shard 0/2 --max-minutes 55``, stopped after
+seeds 2000-2008, 5 replicates; 610 s median each under load 3, of which 133 s the fit):
+
+| relative error | D bias / RMSE | r | r_elevation | gamma |
+|---|---|---|---|---|
+| PINN fit | -18.5% / 23.4% | +2.1% / 10.4% | -25.9% / 39.1% | -1.3% / 14.8% |
+| corrected (expected counts, 4 refits) | -9.0% / 21.5% | +6.4% / 17.3% | -7.3% / 29.0% | +6.5% / 25.8% |
+| solver MLE, same seeds | +0.2% / 14.2% | +2.6% / 10.6% | -4.0% / 21.9% | +1.0% / 16.3% |
+
+Replicates with all four coefficients within 10% of the truth: fit 1 of 5, corrected 2 of 5,
+solver 2 of 5. The correction removes most of D's and r_elevation's bias. It adds variance
+to r and gamma: on seed 2002 the refits moved r from +22% to +38% and gamma from +27% to +55%,
+where the solver has +20% and +26%. With 5 replicates the MC s.e. of each bias is 5-14%.
 """
 
 from __future__ import annotations
