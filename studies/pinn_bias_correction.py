@@ -292,7 +292,8 @@ def summarize_rounds(data="simulated"):
                 _rel_errors(out, f"{p}_round{k}", np.array([float(r[col]) for r in rows]),
                             true)
         _all_params_by_round(out, [r for r in rows if "hat_D" in r and r["hat_D"]], n_rounds,
-                             OUT / f"{stem}.png")
+                             OUT / f"{stem}.png",
+                             "" if data == "simulated" else f" from {data} values")
     if data != "simulated" and rows:
         _paired_with_simulated(out, rows, n_rounds)
     (OUT / f"{stem}_summary.json").write_text(json.dumps(out, indent=1))
@@ -330,7 +331,7 @@ def _paired_with_simulated(out, rows, n_rounds):
             _rel_errors(out, f"{p}_round{k}_paired_simulated", theirs, true)
 
 
-def _all_params_by_round(out, rows, n_rounds, figure):
+def _all_params_by_round(out, rows, n_rounds, figure, what=""):
     """Every fitted parameter (rows with the ``hat_*`` and ``bias_r*_*`` columns): its mean
     bias on the unconstrained scale in each round (``{q}_bias_r{k}_mean``, ``_mcse``) and the
     relative error of the estimate after each round against the truth of the data generator
@@ -356,7 +357,7 @@ def _all_params_by_round(out, rows, n_rounds, figure):
             corrected = hat - b if q in _IDENTITY else hat * np.exp(-b)
             _rel_errors(out, f"{q}_all_round{k}", corrected, true)
             ratios[q].append(corrected / true)
-    _plot_rounds(ratios, figure)
+    _plot_rounds(ratios, figure, what)
 
 
 def _mean_mcse(out, key, x):
@@ -366,7 +367,7 @@ def _mean_mcse(out, key, x):
                           else float("nan"))
 
 
-def _plot_rounds(ratios, path):
+def _plot_rounds(ratios, path, what=""):
     """Estimate / truth of each parameter after each round: one line per replicate, the
     mean with its Monte Carlo s.e. in black."""
     import matplotlib
@@ -386,7 +387,7 @@ def _plot_rounds(ratios, path):
         ax.set_xticks(k, ["fit"] + [f"r{j}" for j in k[1:]])
         ax.set_title(q)
     axes[0].set_ylabel("estimate / truth")
-    fig.suptitle(f"iterated bias correction, {n_rep} replicates", fontsize=10)
+    fig.suptitle(f"iterated bias correction{what}, {n_rep} replicates", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
