@@ -235,12 +235,9 @@ def refits_at_truth(est, truth, k) -> dict:
     bias (the refits differ only by the PINN's random numbers)."""
     names = list(est.space_.free)
     z = np.asarray(est.space_.to_unconstrained(np.array([truth[n] for n in names])))
-    prob = est._solver_twin().problem_
-    nuis = {n: truth[n] for n in est.likelihood_.nuisance_names()}
-    y = np.asarray(est.likelihood_.mean(prob.mu(z), nuis, prob.extras))
     tt = time.perf_counter()
-    zs, _ = est._cold_fits(np.broadcast_to(y, (k, *y.shape)), np.arange(11, 11 + k),
-                           "refits at the truth", hold=nuis, z_held=z)
+    zs, _ = est._refit_expected(est._solver_twin().problem_, z, np.arange(11, 11 + k),
+                                "refits at the truth")
     refits = np.asarray(est.space_.to_user(zs))
     return {"seconds": time.perf_counter() - tt,
             "refits": {n: refits[:, i].tolist() for i, n in enumerate(names)},

@@ -637,6 +637,16 @@ class PINNEstimator(ReactionDiffusionEstimator):
                           UserWarning, stacklevel=3)
         return np.stack(zs), failed
 
+    def _refit_expected(self, prob, z_at, seeds, what):
+        """Cold refits (random states ``seeds``) of the observation model's expected values at
+        the solver twin's solution at ``z_at`` (``prob``: the twin's problem), the nuisance
+        parameters held at their values there: as :meth:`_cold_fits` returns."""
+        p = prob.params(jnp.asarray(z_at))
+        nuis = {n: float(p[n]) for n in self.likelihood_.nuisance_names()}
+        y = np.asarray(self.likelihood_.mean(prob.mu(jnp.asarray(z_at)), nuis, prob.extras))
+        return self._cold_fits(np.broadcast_to(y, (len(seeds), *y.shape)), seeds, what,
+                               hold=nuis, z_held=z_at)
+
     def optimisation_noise(self, n_starts=3, random_state=None):
         """Measure how much the estimate depends on the PINN's own random numbers: refit the
         observed data ``n_starts`` times from scratch (same settings, fresh ``random_state``:
@@ -761,16 +771,13 @@ class PINNEstimator(ReactionDiffusionEstimator):
         for k in range(int(n_rounds)):
             seeds = rng.integers(2**31, size=int(n_sim) + 1)   # round 0: as with one round
             z_at = z_hat - b
-            p = prob.params(jnp.asarray(z_at))
-            nuis = {n: p[n] for n in self.likelihood_.nuisance_names()}
-            mu = prob.mu(jnp.asarray(z_at))
             label = "bias refits" + (f", round {k + 1}/{n_rounds}" if n_rounds > 1 else "")
             if data == "expected":
-                y = np.asarray(self.likelihood_.mean(mu, nuis, prob.extras))
-                zs, n_bad = self._cold_fits(
-                    np.broadcast_to(y, (int(n_sim), *y.shape)), seeds[1:], label,
-                    hold={n: float(v) for n, v in nuis.items()}, z_held=z_at)
+                zs, n_bad = self._refit_expected(prob, z_at, seeds[1:], label)
             else:
+                p = prob.params(jnp.asarray(z_at))
+                nuis = {n: p[n] for n in self.likelihood_.nuisance_names()}
+                mu = prob.mu(jnp.asarray(z_at))
                 keys = jax.random.split(jax.random.PRNGKey(int(seeds[0])), int(n_sim))
                 ys = np.asarray(jax.vmap(self.likelihood_.sample,
                                          in_axes=(0, None, None, None))(
