@@ -114,6 +114,11 @@ class ReactionDiffusionEstimator(BaseEstimator):
     ``_predict_points`` and the ``_ci_<method>`` they support.
     """
 
+    # set on a refit's clone whose observations are expected values, not draws
+    # (PINNEstimator.correct_bias(data="expected")): ``fit`` then skips the observation
+    # model's checks of the values (integer counts...)
+    _expected_values = False
+
     # ---------------------------------------------------------------- set-up ----------------
     def _domain(self, obs: Observations) -> Domain:
         dom = self.domain
@@ -164,10 +169,7 @@ class ReactionDiffusionEstimator(BaseEstimator):
                                           domain=domain.as_dict())
         lik = get_observation_model(self.likelihood)
         extras = {k: v for k, v in self.obs_.extras.items() if k in EXTRAS_KEYS}
-        # expected values, not draws (PINNEstimator.correct_bias(data="expected")) skip the
-        # model's checks of the values (integer counts...)
-        lik.validate(self.obs_.value, extras,
-                     draws=not getattr(self, "_expected_values", False))
+        lik.validate(self.obs_.value, extras, draws=not self._expected_values)
         self.likelihood_ = lik
         model = ReactionDiffusion(
             domain=domain, D=Link("log", tuple(self.diffusion_covariates)),

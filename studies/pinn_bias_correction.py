@@ -249,10 +249,10 @@ def rounds_stem(data="simulated"):
 
 def summarize_rounds(data="simulated"):
     """Bias, RMSE and shifted profile coverage of the estimate after each round (rows of
-    ``--n-rounds``, or of ``--data expected``), next to the uncorrected one on the same seeds. The profile interval of
-    the same seed (``coverage_pinn.py``) is shifted as ``confidence_intervals(...,
-    bias_corrected=True)`` shifts it: by the ratio corrected / fit for D (log scale), by
-    the difference for r (natural scale)."""
+    ``--n-rounds``, or of ``--data expected``), next to the uncorrected one on the same
+    seeds. The profile interval of the same seed (``coverage_pinn.py``) is shifted as
+    ``confidence_intervals(..., bias_corrected=True)`` shifts it: by the ratio corrected /
+    fit for D (log scale), by the difference for r (natural scale)."""
     stem = rounds_stem(data)
     path = OUT / f"{stem}.csv"
     if not path.exists():

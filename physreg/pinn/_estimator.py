@@ -637,13 +637,19 @@ class PINNEstimator(ReactionDiffusionEstimator):
                           UserWarning, stacklevel=3)
         return np.stack(zs), failed
 
+    def _twin_at(self, prob, z_at):
+        """The solver twin's density at the observations and the nuisance parameters' values
+        at ``z_at`` (``prob``: the twin's problem): what the refit data are drawn from."""
+        p = prob.params(jnp.asarray(z_at))
+        return (prob.mu(jnp.asarray(z_at)),
+                {n: float(p[n]) for n in self.likelihood_.nuisance_names()})
+
     def _refit_expected(self, prob, z_at, seeds, what):
         """Cold refits (random states ``seeds``) of the observation model's expected values at
         the solver twin's solution at ``z_at`` (``prob``: the twin's problem), the nuisance
         parameters held at their values there: as :meth:`_cold_fits` returns."""
-        p = prob.params(jnp.asarray(z_at))
-        nuis = {n: float(p[n]) for n in self.likelihood_.nuisance_names()}
-        y = np.asarray(self.likelihood_.mean(prob.mu(jnp.asarray(z_at)), nuis, prob.extras))
+        mu, nuis = self._twin_at(prob, z_at)
+        y = np.asarray(self.likelihood_.mean(mu, nuis, prob.extras))
         return self._cold_fits(np.broadcast_to(y, (len(seeds), *y.shape)), seeds, what,
                                hold=nuis, z_held=z_at)
 
@@ -775,9 +781,7 @@ class PINNEstimator(ReactionDiffusionEstimator):
             if data == "expected":
                 zs, n_bad = self._refit_expected(prob, z_at, seeds[1:], label)
             else:
-                p = prob.params(jnp.asarray(z_at))
-                nuis = {n: p[n] for n in self.likelihood_.nuisance_names()}
-                mu = prob.mu(jnp.asarray(z_at))
+                mu, nuis = self._twin_at(prob, z_at)
                 keys = jax.random.split(jax.random.PRNGKey(int(seeds[0])), int(n_sim))
                 ys = np.asarray(jax.vmap(self.likelihood_.sample,
                                          in_axes=(0, None, None, None))(
