@@ -62,8 +62,15 @@ PARAMS = ("D", "r", "r_elevation", "gamma")
 IC = ("ic_x", "ic_y", "ic_width", "ic_mass")
 
 
-def replicate(seed, n_sim):
-    """Seed ``seed``: the PINN's fit and its correction from expected counts, with the truth."""
+def csv_path(n_rounds):
+    """The rows of one round (the default) in ``pinn_replicates_2d.csv``, of ``R`` rounds in
+    ``pinn_replicates_2d_roundsR.csv``."""
+    return CSV if n_rounds == 1 else OUT / f"pinn_replicates_2d_rounds{n_rounds}.csv"
+
+
+def replicate(seed, n_sim, n_rounds=1):
+    """Seed ``seed``: the PINN's fit and its correction from expected counts, with the truth.
+    With ``n_rounds > 1`` the first round's correction is kept too (``{p}_round1``)."""
     obs, cov = physreg.datasets.make_fisher_kpp_2d(random_state=seed)
     truth = physreg.datasets.truth_of(obs)
     est = physreg.PINNEstimator(likelihood=Poisson(kappa=truth["kappa"]),
@@ -75,7 +82,7 @@ def replicate(seed, n_sim):
         warnings.simplefilter("ignore")
         est.fit(obs, cov)
         t_fit = time.perf_counter() - t0
-        est.correct_bias(n_sim=n_sim, data="expected")
+        est.correct_bias(n_sim=n_sim, n_rounds=n_rounds, data="expected")
     row = {"seed": seed, "n_sim": n_sim, "fit_seconds": t_fit,
            "seconds": time.perf_counter() - t0, "diverged": bool(est.diverged_),
            "n_failed": est.bias_.attrs["n_failed"]}
@@ -83,6 +90,10 @@ def replicate(seed, n_sim):
         row[f"{p}_true"] = truth[p]
         row[f"{p}_hat"] = float(est.params_.sel(param=p))
         row[f"{p}_corrected"] = float(est.params_corrected_.sel(param=p))
+    if n_rounds > 1:
+        first = est._params_at(np.asarray(est.z_) - est.bias_rounds_.values[0], "round 1")
+        for p in (*PARAMS, *IC):
+            row[f"{p}_round1"] = float(first.sel(param=p))
     row["D_refit_log_sd"] = (float(np.std(np.log(est.bias_refits_.sel(param="D").values),
                                           ddof=1)) if n_sim > 1 else float("nan"))
     return row
@@ -93,9 +104,11 @@ def _read(path):
         return list(csv.DictReader(f))
 
 
-def summarize():
-    """Errors of the fit, the corrected fit and the solver MLE (same seeds) against the truth."""
-    rows = _read(CSV)
+def summarize(n_rounds=1):
+    """Errors of the fit, the corrected fit (after round 1 too, with ``n_rounds > 1``) and the
+    solver MLE (same seeds) against the truth, to ``<csv stem>_summary.json``."""
+    path = csv_path(n_rounds)
+    rows = _read(path)
     solver = {int(r["seed"]): r for r in _read(SOLVER_CSV)} if SOLVER_CSV.exists() else {}
     common = [r for r in rows if int(r["seed"]) in solver]
     out = {"n_replicates": len(rows), "seeds": [int(r["seed"]) for r in rows],
@@ -107,6 +120,8 @@ def summarize():
             "corrected": (rows, lambda r, p: r[f"{p}_corrected"]),
             "corrected_common": (common, lambda r, p: r[f"{p}_corrected"]),
             "solver": (common, lambda r, p: solver[int(r["seed"])][f"{p}_hat"])}
+    if n_rounds > 1:
+        sets["round1"] = (rows, lambda r, p: r[f"{p}_round1"])
     for p in PARAMS:
         for name, (rs, get) in sets.items():
             if len(rs) < 2:
@@ -120,7 +135,8 @@ def summarize():
             out[f"all_{name}_within_10pct"] = float(np.mean([
                 all(abs(float(get(r, p)) / float(r[f"{p}_true"]) - 1) <= 0.10 for p in PARAMS)
                 for r in rs]))
-    (OUT / "pinn_replicates_2d_summary.json").write_text(json.dumps(out, indent=1))
+    out["n_rounds"] = n_rounds
+    (OUT / f"{path.stem}_summary.json").write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -130,20 +146,23 @@ def main():
     ap.add_argument("--first-seed", type=int, default=2000,
                     help="the solver replicates' first seed (replicates_solver_2d.py)")
     ap.add_argument("--n-sim", type=int, default=4, help="refits of the expected counts")
+    ap.add_argument("--n-rounds", type=int, default=1,
+                    help="rounds of the correction (rows of R > 1 in *_roundsR.csv)")
     ap.add_argument("--shard", default="0/1", help="i/n: the seeds with index %% n == i")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="start no new replicate after this many minutes (rerun to resume)")
     a = ap.parse_args()
-    if a.n_sim < 1:
-        ap.error("--n-sim must be >= 1")
+    if a.n_sim < 1 or a.n_rounds < 1:
+        ap.error("--n-sim and --n-rounds must be >= 1")
     OUT.mkdir(exist_ok=True)
-    for seed in pending_seeds(CSV, a.first_seed, a.n_rep, a.shard, a.max_minutes):
-        row = replicate(seed, a.n_sim)
-        append_csv(CSV, [row], list(row))
+    path = csv_path(a.n_rounds)
+    for seed in pending_seeds(path, a.first_seed, a.n_rep, a.shard, a.max_minutes):
+        row = replicate(seed, a.n_sim, a.n_rounds)
+        append_csv(path, [row], list(row))
         print(f"seed {seed}: {row['seconds']:.0f} s  " + "  ".join(
             f"{p} {row[f'{p}_hat']:.3f} -> {row[f'{p}_corrected']:.3f}" for p in PARAMS),
             flush=True)
-    print(json.dumps(summarize(), indent=1))
+    print(json.dumps(summarize(a.n_rounds), indent=1))
 
 
 if __name__ == "__main__":
