@@ -519,7 +519,8 @@ def _against_solver(out, rows):
             out[f"{p}_{k}_within_5pct"] = float(np.mean(np.abs(v / true - 1) <= 0.05))
         out[f"{p}_solver_rel_rmse_same_seeds"] = rmse["solver"]
         for k in ("uncorrected", "corrected"):
-            out[f"{p}_{k}_rmse_ratio_to_solver"] = rmse[k] / rmse["solver"]
+            out[f"{p}_{k}_rmse_ratio_to_solver"] = (rmse[k] / rmse["solver"]
+                                                     if rmse["solver"] > 0 else float("nan"))
 
 
 def summarize():

@@ -33,3 +33,38 @@ def test_bias_diagnostics_separate_a_shifted_estimator_from_narrow_intervals():
     assert out["D_profile_coverage_bias_removed"] == pytest.approx(0.95, abs=0.015)
     assert out["D_profile_halfwidth_over_sd"] == pytest.approx(1.96, rel=0.05)
     assert out["D_profile_mcse"] == pytest.approx(np.sqrt(0.95 * 0.05 / 2000), rel=0.2)
+
+
+def test_share_within_5pct_and_rmse_ratio_against_the_solver(tmp_path, monkeypatch):
+    import csv
+
+    import pinn_bias_correction as pbc
+
+    # four seeds; the PINN's D off by -8%, -2%, -12%, +1%, its estimated log bias -0.05 each;
+    # the solver's off by +3%, -6%, 0%, +2%; r exact everywhere. A fifth PINN seed has no
+    # solver row and is left out.
+    d_err, s_err = [-0.08, -0.02, -0.12, 0.01, 0.5], [0.03, -0.06, 0.0, 0.02]
+    rows = [{"seed": 10 + i, "D_true": 0.1, "D_hat": 0.1 * (1 + e), "D_log_bias": -0.05,
+             "r_true": 1.0, "r_hat": 1.0, "r_log_bias": 0.0} for i, e in enumerate(d_err)]
+    solver_csv = tmp_path / "solver.csv"
+    with open(solver_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, ["seed", "D_hat", "r_hat"])
+        w.writeheader()
+        w.writerows({"seed": 10 + i, "D_hat": 0.1 * (1 + e), "r_hat": 1.0}
+                    for i, e in enumerate(s_err))
+    monkeypatch.setattr(pbc, "SOLVER_CSV", solver_csv)
+    out = {}
+    pbc._against_solver(out, [{k: str(v) for k, v in r.items()} for r in rows])
+    assert out["n_with_solver"] == 4
+    assert out["D_uncorrected_within_5pct"] == 0.5          # -2% and +1%
+    corrected = (1 + np.array(d_err[:4])) * np.exp(0.05) - 1  # -3.4%, +3.0%, -7.5%, +6.2%
+    assert out["D_corrected_within_5pct"] == 0.5
+    assert out["D_solver_within_5pct"] == 0.75
+    rmse_solver = np.sqrt(np.mean(np.square(s_err)))
+    assert out["D_solver_rel_rmse_same_seeds"] == pytest.approx(rmse_solver)
+    assert out["D_corrected_rmse_ratio_to_solver"] == pytest.approx(
+        np.sqrt(np.mean(corrected ** 2)) / rmse_solver)
+    assert out["D_uncorrected_rmse_ratio_to_solver"] == pytest.approx(
+        np.sqrt(np.mean(np.square(d_err[:4]))) / rmse_solver)
+    assert out["r_uncorrected_within_5pct"] == 1.0
+    assert np.isnan(out["r_corrected_rmse_ratio_to_solver"])   # the solver's r is exact
