@@ -68,3 +68,38 @@ def test_share_within_5pct_and_rmse_ratio_against_the_solver(tmp_path, monkeypat
         np.sqrt(np.mean(np.square(d_err[:4]))) / rmse_solver)
     assert out["r_uncorrected_within_5pct"] == 1.0
     assert np.isnan(out["r_corrected_rmse_ratio_to_solver"])   # the solver's r is exact
+
+
+def test_2d_replicates_summary_of_two_rounds(tmp_path, monkeypatch):
+    import csv
+
+    import pinn_replicates_2d as rep
+
+    monkeypatch.setattr(rep, "OUT", tmp_path)
+    monkeypatch.setattr(rep, "SOLVER_CSV", tmp_path / "solver.csv")
+    truth = {"D": 1.0, "r": 1.0, "r_elevation": -0.3, "gamma": 1.0}
+    # seed 1: all four within 10% after round 2 only; seed 2: D 20% low throughout
+    errs = {1: {"hat": -0.3, "round1": -0.15, "corrected": 0.05},
+            2: {"hat": -0.2, "round1": -0.2, "corrected": -0.2}}
+    rows = []
+    for seed, e in errs.items():
+        row = {"seed": seed, "n_sim": 2, "seconds": 10.0, "fit_seconds": 3.0}
+        for p, t in truth.items():
+            row[f"{p}_true"] = t
+            for k in ("hat", "round1", "corrected"):
+                row[f"{p}_{k}"] = t * (1 + (e[k] if p == "D" else 0.02))
+        rows.append(row)
+    with open(rep.csv_path(2), "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = rep.summarize(2)
+    assert rep.csv_path(2).name == "pinn_replicates_2d_rounds2.csv"
+    assert (tmp_path / "pinn_replicates_2d_rounds2_summary.json").exists()
+    assert out["n_rounds"] == 2 and out["n_replicates"] == 2 and out["n_with_solver"] == 0
+    assert out["D_fit_rel_bias"] == pytest.approx(-0.25)
+    assert out["D_round1_rel_bias"] == pytest.approx(-0.175)
+    assert out["D_corrected_rel_rmse"] == pytest.approx(np.sqrt((0.05 ** 2 + 0.2 ** 2) / 2))
+    assert out["all_fit_within_10pct"] == 0.0
+    assert out["all_corrected_within_10pct"] == 0.5
+    assert out["r_elevation_round1_within_10pct"] == 1.0
