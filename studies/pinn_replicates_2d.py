@@ -68,15 +68,43 @@ def csv_path(n_rounds):
     return CSV if n_rounds == 1 else OUT / f"pinn_replicates_2d_rounds{n_rounds}.csv"
 
 
-def replicate(seed, n_sim, n_rounds=1):
-    """Seed ``seed``: the PINN's fit and its correction from expected counts, with the truth.
-    With ``n_rounds > 1`` the first round's correction is kept too (``{p}_round1``)."""
+def _estimator(seed, random_state=None, n_restarts=1):
+    """Seed ``seed``'s data, truth and the PINN of this study (``random_state`` = the seed
+    unless given)."""
     obs, cov = physreg.datasets.make_fisher_kpp_2d(random_state=seed)
     truth = physreg.datasets.truth_of(obs)
     est = physreg.PINNEstimator(likelihood=Poisson(kappa=truth["kappa"]),
                                 growth_covariates=("elevation",), initial="gaussian",
                                 t0=float(obs.attrs.get("t0", 0.0)), hard_ic="heat",
-                                random_state=seed)
+                                n_restarts=n_restarts,
+                                random_state=seed if random_state is None else random_state)
+    return obs, cov, truth, est
+
+
+def probe(seed, random_states, n_restarts=1):
+    """Fit seed ``seed``'s data once per ``random_state`` (``n_restarts`` Adam restarts each):
+    the final loss, each restart's loss after Adam, and the estimates, appended to
+    ``pinn_replicates_2d_probe.jsonl``. Does a collapsed fit have the lower loss?"""
+    for rs in random_states:
+        obs, cov, truth, est = _estimator(seed, rs, n_restarts)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(obs, cov)
+        rec = {"seed": seed, "random_state": rs, "n_restarts": n_restarts,
+               "seconds": time.perf_counter() - t0, "loss": float(est.loss_),
+               "restart_losses": est.history_.attrs["restart_losses"],
+               "residual_rms": float(est.residual_rms_), "diverged": bool(est.diverged_),
+               **{p: float(est.params_.sel(param=p)) for p in (*PARAMS, *IC)}}
+        with open(OUT / "pinn_replicates_2d_probe.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(json.dumps(rec), flush=True)
+
+
+def replicate(seed, n_sim, n_rounds=1):
+    """Seed ``seed``: the PINN's fit and its correction from expected counts, with the truth.
+    With ``n_rounds > 1`` the first round's correction is kept too (``{p}_round1``)."""
+    obs, cov, truth, est = _estimator(seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -151,7 +179,15 @@ def main():
     ap.add_argument("--shard", default="0/1", help="i/n: the seeds with index %% n == i")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="start no new replicate after this many minutes (rerun to resume)")
+    ap.add_argument("--probe", type=int, default=None, metavar="SEED",
+                    help="only refit this seed's data with --random-states (see probe())")
+    ap.add_argument("--random-states", default="", help="comma-separated, for --probe")
+    ap.add_argument("--n-restarts", type=int, default=1, help="for --probe")
     a = ap.parse_args()
+    if a.probe is not None:
+        states = [int(x) for x in a.random_states.split(",") if x] or [a.probe]
+        probe(a.probe, states, a.n_restarts)
+        return
     if a.n_sim < 1 or a.n_rounds < 1:
         ap.error("--n-sim and --n-rounds must be >= 1")
     OUT.mkdir(exist_ok=True)
