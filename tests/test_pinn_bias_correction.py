@@ -214,3 +214,21 @@ def test_optimisation_noise_refits_the_same_data_and_widens(fitted):
     b = float(est.bias_.sel(param="D"))
     np.testing.assert_allclose(np.log(cb.sel(param="D").values), [lo2 - b, hi2 - b],
                                rtol=1e-10)
+
+
+def test_spread_check_warns_on_growth_in_place(fitted):
+    """A fit that explains the data by a wide introduction growing in place (the collapse of
+    seed 2012 in studies/pinn_replicates_2d.py) warns; the fixture's fit (D near the truth,
+    diffusion length about 3x the width) does not."""
+    import copy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted._spread_check()
+    collapsed = copy.copy(fitted)
+    collapsed.params_ = fitted.params_.copy()
+    collapsed.params_.loc[{"param": "D"}] = 0.002      # sqrt(2 * 0.002 * 10) = 0.2
+    collapsed.params_.loc[{"param": "ic_width"}] = 0.78
+    with pytest.warns(UserWarning, match="growth in place"):
+        collapsed._spread_check()
+    assert float(fitted.params_.sel(param="D")) > 0.05    # the original is untouched
