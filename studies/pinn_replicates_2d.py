@@ -127,6 +127,13 @@ def replicate(seed, n_sim, n_rounds=1):
     return row
 
 
+def _time_span():
+    """The replicates' observed span from t0 (``make_fisher_kpp_2d``: the same design for
+    every seed)."""
+    obs, _ = physreg.datasets.make_fisher_kpp_2d(random_state=0)
+    return float(obs.time.max()) - float(obs.attrs.get("t0", 0.0))
+
+
 def _read(path):
     with open(path) as f:
         return list(csv.DictReader(f))
@@ -150,6 +157,12 @@ def summarize(n_rounds=1):
             "solver": (common, lambda r, p: solver[int(r["seed"])][f"{p}_hat"])}
     if n_rounds > 1:
         sets["round1"] = (rows, lambda r, p: r[f"{p}_round1"])
+    # fits the estimator's spread check flags (growth in place from a wide introduction;
+    # it uses the fit alone, not the truth); the RMSE ratios are given without them too
+    span = _time_span()
+    collapsed = {int(r["seed"]) for r in rows
+                 if np.sqrt(4 * float(r["D_hat"]) * span) < 0.5 * float(r["ic_width_hat"])}
+    out["collapsed_seeds"] = sorted(collapsed)
     for p in PARAMS:
         for name, (rs, get) in sets.items():
             if len(rs) < 2:
@@ -158,6 +171,17 @@ def summarize(n_rounds=1):
             true = np.array([float(r[f"{p}_true"]) for r in rs])
             _rel_errors(out, f"{p}_{name}", est, true)
             out[f"{p}_{name}_within_10pct"] = float(np.mean(np.abs(est / true - 1) <= 0.10))
+            out[f"{p}_{name}_median_abs_rel_error"] = float(np.median(np.abs(est / true - 1)))
+        for name in ("fit", "corrected", "round1"):
+            if name not in sets or len(common) < 2:
+                continue
+            for tag, rs in (("", common),
+                            ("_without_collapsed",
+                             [r for r in common if int(r["seed"]) not in collapsed])):
+                true = np.array([float(r[f"{p}_true"]) for r in rs])
+                rmse = [np.sqrt(np.mean((np.array([float(get(r, p)) for r in rs]) / true - 1)
+                                        ** 2)) for get in (sets[name][1], sets["solver"][1])]
+                out[f"{p}_{name}_rmse_ratio_to_solver{tag}"] = float(rmse[0] / rmse[1])
     for name, (rs, get) in sets.items():
         if len(rs) >= 2:        # every coefficient of a replicate within 10% at once
             out[f"all_{name}_within_10pct"] = float(np.mean([

@@ -88,18 +88,30 @@ def test_2d_replicates_summary_of_two_rounds(tmp_path, monkeypatch):
             row[f"{p}_true"] = t
             for k in ("hat", "round1", "corrected"):
                 row[f"{p}_{k}"] = t * (1 + (e[k] if p == "D" else 0.02))
+        row["ic_width_hat"] = 0.5 if seed == 1 else 20.0    # seed 2 collapsed: D 0.8, T 8
         rows.append(row)
     with open(rep.csv_path(2), "w", newline="") as f:
         w = csv.DictWriter(f, list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    with open(tmp_path / "solver.csv", "w", newline="") as f:   # the solver 8% high
+        w = csv.DictWriter(f, ["seed"] + [f"{p}_hat" for p in truth])
+        w.writeheader()
+        w.writerows({"seed": s, **{f"{p}_hat": 1.08 * t for p, t in truth.items()}}
+                    for s in errs)
     out = rep.summarize(2)
     assert rep.csv_path(2).name == "pinn_replicates_2d_rounds2.csv"
     assert (tmp_path / "pinn_replicates_2d_rounds2_summary.json").exists()
-    assert out["n_rounds"] == 2 and out["n_replicates"] == 2 and out["n_with_solver"] == 0
+    assert out["n_rounds"] == 2 and out["n_replicates"] == 2 and out["n_with_solver"] == 2
     assert out["D_fit_rel_bias"] == pytest.approx(-0.25)
     assert out["D_round1_rel_bias"] == pytest.approx(-0.175)
     assert out["D_corrected_rel_rmse"] == pytest.approx(np.sqrt((0.05 ** 2 + 0.2 ** 2) / 2))
     assert out["all_fit_within_10pct"] == 0.0
     assert out["all_corrected_within_10pct"] == 0.5
     assert out["r_elevation_round1_within_10pct"] == 1.0
+    assert out["D_corrected_median_abs_rel_error"] == pytest.approx(0.125)
+    assert out["collapsed_seeds"] == [2]      # sqrt(4 * 0.8 * 8) = 5.1 < 10
+    assert out["D_corrected_rmse_ratio_to_solver"] == pytest.approx(
+        np.sqrt((0.05 ** 2 + 0.2 ** 2) / 2) / 0.08)
+    assert out["D_corrected_rmse_ratio_to_solver_without_collapsed"] == pytest.approx(0.625)
+    assert out["all_solver_within_10pct"] == 1.0
