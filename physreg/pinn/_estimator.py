@@ -772,9 +772,10 @@ class PINNEstimator(ReactionDiffusionEstimator):
         data (``studies/pinn_fit_2d.py``, Poisson counts, covariate in r) the refits of
         simulated counts spread by 0.44 in log D, those of expected counts by 0.11; one
         round with ``n_sim=6`` took D from -26% to +0.4% of the truth and r_elevation from
-        -14% to +7.9%. Over 9 replicated 2-D data sets (``studies/pinn_replicates_2d.py``,
-        ``n_sim=4``) it halved D's bias (-22.5% -> -11.7%) but added variance to r and
-        gamma: its RMSE was 1.1-1.3x the solver MLE's on the same data (D: 1.7x before).
+        -14% to +7.9%. Over 20 replicated 2-D data sets (``studies/pinn_replicates_2d.py``,
+        ``n_sim=4``) it halved D's bias (-28% -> -12.5%) but added variance to r and
+        gamma: its RMSE was 1.2-2.3x the solver MLE's on the same data (1.2-1.7x without
+        one fit that had collapsed, which no correction undoes; D: 2.6x before).
 
         Sets ``bias_`` (param; unconstrained scale), ``bias_rounds_`` (round, param: each
         round's bias), ``bias_refits_`` (replicate, param; the last round's refits'
