@@ -260,7 +260,7 @@ def summarize_rounds(data="simulated"):
         return {}
     with open(path) as f:
         rows = [dict(r) for r in csv.DictReader(f)]
-    prof = _interval_rows(PROFILE_CSV)
+    prof = _rows_by_seed(PROFILE_CSV)
     rows = [r for r in rows if int(r["seed"]) in prof]
     n_rounds = min(int(r["n_rounds"]) for r in rows) if rows else 0
     out = {"n_replicates": len(rows), "seeds": [int(r["seed"]) for r in rows],
@@ -307,11 +307,9 @@ def _paired_with_simulated(out, rows, n_rounds):
     ``random_state``: ``{p}_hat_max_rel_diff`` checks it), so the difference of the corrected
     estimates (``{p}_round{k}_minus_simulated``, on the unconstrained scale, with its Monte
     Carlo s.e.) and the errors of both on the common seeds compare the two corrections."""
-    path = OUT / f"{rounds_stem()}.csv"
-    if not path.exists():
+    sim = _rows_by_seed(OUT / f"{rounds_stem()}.csv")
+    if not sim:
         return
-    with open(path) as f:
-        sim = {int(r["seed"]): r for r in csv.DictReader(f)}
     common = [r for r in rows if int(r["seed"]) in sim]
     out["paired_with_simulated_n"] = len(common)
     if len(common) < 2:
@@ -420,7 +418,8 @@ def compare_estimator():
     return out
 
 
-def _interval_rows(path):
+def _rows_by_seed(path):
+    """The CSV ``path``'s rows keyed by seed; {} when there is no such file."""
     if not path.exists():
         return {}
     with open(path) as f:
@@ -498,10 +497,9 @@ def _against_solver(out, rows):
     """The share of replicates with each parameter within 5% of the truth (the issue's 1-D
     target, per data set) before and after the correction, and the solver MLE's on the same
     seeds (``coverage_solver.py``: same data), with the RMSE ratio to the solver there."""
-    if not SOLVER_CSV.exists():
+    solver = _rows_by_seed(SOLVER_CSV)
+    if not solver:
         return
-    with open(SOLVER_CSV) as f:
-        solver = {int(r["seed"]): r for r in csv.DictReader(f)}
     common = [r for r in rows if int(r["seed"]) in solver]
     out["n_with_solver"] = len(common)
     if not common:
@@ -554,12 +552,12 @@ def summarize():
     _against_solver(out, rows)
     # the interval runs of coverage_pinn.py on the same seeds (same data, same fit): their
     # intervals shifted by this study's bias of each seed
-    prof = _interval_rows(PROFILE_CSV)
+    prof = _rows_by_seed(PROFILE_CSV)
     with_prof = [r for r in rows if int(r["seed"]) in prof]
     out["n_with_profile"] = len(with_prof)
     if with_prof:
         _corrected_coverage(out, with_prof, prof, ("profile",))
-    boot = _interval_rows(BOOTSTRAP_CSV)
+    boot = _rows_by_seed(BOOTSTRAP_CSV)
     with_boot = [dict(r) for r in rows if int(r["seed"]) in boot]
     out["n_with_bootstrap"] = len(with_boot)
     out["seeds_with_bootstrap"] = [int(r["seed"]) for r in with_boot]

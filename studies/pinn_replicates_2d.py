@@ -66,7 +66,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from pinn_bias_correction import _rel_errors  # same folder (run as a script)
+from pinn_bias_correction import _rel_errors, _rows_by_seed  # same folder (run as a script)
 from pinn_vs_solver import append_csv, pending_seeds
 
 import physreg
@@ -161,7 +161,7 @@ def summarize(n_rounds=1):
     solver MLE (same seeds) against the truth, to ``<csv stem>_summary.json``."""
     path = csv_path(n_rounds)
     rows = _read(path)
-    solver = {int(r["seed"]): r for r in _read(SOLVER_CSV)} if SOLVER_CSV.exists() else {}
+    solver = _rows_by_seed(SOLVER_CSV)
     common = [r for r in rows if int(r["seed"]) in solver]
     out = {"n_replicates": len(rows), "seeds": [int(r["seed"]) for r in rows],
            "n_sim": sorted({int(r["n_sim"]) for r in rows}),
