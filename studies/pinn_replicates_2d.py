@@ -71,6 +71,7 @@ from pinn_vs_solver import append_csv, pending_seeds
 
 import physreg
 from physreg.likelihoods import Poisson
+from physreg.pinn._estimator import diffusion_length, grows_in_place
 
 OUT = Path(__file__).parent / "results"
 CSV = OUT / "pinn_replicates_2d.csv"
@@ -178,7 +179,8 @@ def summarize(n_rounds=1):
     # it uses the fit alone, not the truth); the RMSE ratios are given without them too
     span = _time_span()
     collapsed = {int(r["seed"]) for r in rows
-                 if np.sqrt(4 * float(r["D_hat"]) * span) < 0.5 * float(r["ic_width_hat"])}
+                 if grows_in_place(diffusion_length(float(r["D_hat"]), span, 2),
+                                   float(r["ic_width_hat"]))}
     out["collapsed_seeds"] = sorted(collapsed)
     for p in PARAMS:
         for name, (rs, get) in sets.items():

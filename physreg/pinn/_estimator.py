@@ -69,6 +69,17 @@ def _check_counts(minimum=1, **counts):
             raise ValueError(f"{name} must be a {what} integer, got {v!r}.")
 
 
+def diffusion_length(D, span, ndim):
+    """sqrt(2 d D T): the spread of a point introduction over the span ``T`` in ``d`` dims."""
+    return float(np.sqrt(2 * ndim * D * span))
+
+
+def grows_in_place(ell, width):
+    """The spread check's rule (see ``PINNEstimator._spread_check``): a diffusion length
+    ``ell`` under half the introduction's ``width``."""
+    return ell < 0.5 * width
+
+
 class PINNEstimator(ReactionDiffusionEstimator):
     """Physics-regularised PINN: network weights and parameters fitted jointly (jinns network).
 
@@ -311,12 +322,11 @@ class PINNEstimator(ReactionDiffusionEstimator):
         names = list(self.space_.free)
         if "D" not in names:
             return
-        D = float(self.params_.sel(param="D"))
-        T = self._scales()["time"]
-        ell = float(np.sqrt(2 * self.model_.domain.ndim * D * T))
+        ell = diffusion_length(float(self.params_.sel(param="D")), self._scales()["time"],
+                               self.model_.domain.ndim)
         for w in (n for n in names if n.startswith("ic") and n.endswith("_width")):
             width = float(self.params_.sel(param=w))
-            if ell < 0.5 * width:
+            if grows_in_place(ell, width):
                 warnings.warn(
                     f"The fit explains the data by growth in place rather than spread: the "
                     f"diffusion length over the observed span, sqrt(2 d D T) = {ell:.3g}, is "
