@@ -134,9 +134,10 @@ PINN's own random numbers. Two findings:
   solver as for the PINN.
 - Met with one round of 6 refits: "coefficients within 10%" for the Gaussian introduction
   (initial condition fitted). Each corrected fit costs 7-13 PINN fits (10-20 minutes here).
-- How often this holds over replicated data sets: ``studies/pinn_replicates_2d.py`` (9
-  replicates). All four coefficients were within 10% in 2 of 9; the solver MLE managed 3 of 9.
-  The corrected PINN's RMSE is 1.1-1.3x the solver's.
+- How often this holds over replicated data sets: ``studies/pinn_replicates_2d.py`` (20
+  replicates, 4 refits). All four coefficients were within 10% in 3 of 20; the solver MLE
+  managed 7 of 20. The corrected PINN's RMSE is 1.2-2.3x the solver's (1.2-1.7x without
+  one fit that collapsed to growth in place).
 - With the initial condition left free, no correction applies: ``correct_bias`` refuses a
   learnt initial state.
 

@@ -2,6 +2,7 @@
 the fitted parameters (the bias and the coverage it buys are measured by
 ``studies/pinn_bias_correction.py``; here the mechanics, on a small seed-fixed fit)."""
 
+import copy
 import warnings
 
 import jax.numpy as jnp
@@ -220,8 +221,6 @@ def test_spread_check_warns_on_growth_in_place(fitted):
     """A fit that explains the data by a wide introduction growing in place (the collapse of
     seed 2012 in studies/pinn_replicates_2d.py) warns; the fixture's fit (D near the truth,
     diffusion length about 3x the width) does not."""
-    import copy
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fitted._spread_check()
